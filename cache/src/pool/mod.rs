@@ -1,0 +1,1 @@
+//! The client pool: consistent hashing over the cache nodes, and cache-aside.
