@@ -18,9 +18,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     service::logging::init(cli.log_format);
     let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    cache::run(
+    cache::node::run(
         listener,
-        cache::Config::default(),
+        cache::node::Config::default(),
         service::shutdown::signal(),
     )
     .await?;

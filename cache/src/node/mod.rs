@@ -21,7 +21,10 @@ pub async fn run(
     let registry = Arc::new(Registry::default());
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(move || service::metrics::respond(registry.clone())));
+        .route(
+            "/metrics",
+            get(move || service::metrics::respond(registry.clone())),
+        );
     tracing::info!(addr = %listener.local_addr()?, "cache listening");
     service::http::serve(listener, router, shutdown, service::http::DEFAULT_GRACE).await
 }
