@@ -51,7 +51,7 @@ fi
 
 echo "building leanstack:latest from the binaries in $bin_dir"
 mkdir -p "$work/context/bin"
-for binary in proxy app cache doorbell; do
+for binary in proxy app cache doorbell loadtest; do
     cp "$bin_dir/$binary" "$work/context/bin/"
 done
 docker build -q -f deploy/ci/Dockerfile.prebuilt -t leanstack:latest "$work/context" >/dev/null

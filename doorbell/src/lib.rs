@@ -1,30 +1,148 @@
 //! The Twilio intercom webhook: a menu, dial a resident, or a PIN that opens the door.
+//!
+//! The building's intercom calls a Twilio number; Twilio asks this service what to do with the
+//! call ([`flow`]), with webhooks signed by the account's auth token ([`signature`], [`webhook`]),
+//! and plays the TwiML it gets back ([`twiml`]). A visitor picks a resident from the menu and is
+//! put through; a resident types a code ([`codes`]) and the service opens the door by sending the
+//! DTMF tone of `9` into the call ([`tone`]). Texts to the residents go through Twilio's REST API
+//! ([`notify`]); every call is kept in an audit log ([`store`]) shown on a small admin page
+//! ([`admin`]). [`simulator`] plays Twilio's part for local use and tests, and [`fake_twilio`]
+//! stands in for the REST API.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-/// What the service needs to run.
-#[derive(Debug, Clone, Default)]
-pub struct Config {}
+pub mod admin;
+pub mod codes;
+pub mod config;
+pub mod error;
+pub mod fake_twilio;
+pub mod flow;
+pub mod notify;
+pub mod signature;
+pub mod simulator;
+pub mod store;
+pub mod tone;
+pub mod twiml;
+pub mod webhook;
 
-/// Serves until `shutdown` resolves, then stops gracefully.
-pub async fn run(
-    listener: TcpListener,
-    _config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let registry = Arc::new(Registry::default());
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+pub use config::{Config, Secret, Settings};
+
+/// How long texts still being sent may delay the end of a graceful shutdown.
+const TEXT_DRAIN: Duration = Duration::from_secs(5);
+
+/// The label set of the service's counters: one `(name, value)` pair.
+pub(crate) type Labels = Vec<(&'static str, &'static str)>;
+
+/// The service's counters, in its own registry.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    calls: Family<Labels, Counter>,
+    refused: Family<Labels, Counter>,
+    texts: Family<Labels, Counter>,
+}
+
+impl Metrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "doorbell_call_outcomes",
+            "Call steps by outcome (menu, answered, door-opened, ...)",
+            self.calls.clone(),
+        );
+        registry.register(
+            "doorbell_webhooks_refused",
+            "Webhooks refused, by reason",
+            self.refused.clone(),
+        );
+        registry.register(
+            "doorbell_texts",
+            "Texts to residents, by outcome",
+            self.texts.clone(),
+        );
+    }
+
+    fn call(&self, outcome: &'static str) {
+        self.calls.get_or_create(&vec![("outcome", outcome)]).inc();
+    }
+
+    fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&vec![("reason", reason)]).inc();
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub config: Config,
+    pub store: store::Store,
+    pub notifier: notify::Notifier,
+    pub metrics: Metrics,
+}
+
+/// The service's routes.
+pub fn router(state: Arc<AppState>, registry: Arc<Registry>) -> Router {
+    let webhooks = Router::new()
+        .route(flow::VOICE_PATH, post(flow::incoming))
+        .route(flow::GATHER_PATH, post(flow::gather))
+        .route(flow::DIAL_STATUS_PATH, post(flow::dial_status))
+        .layer(DefaultBodyLimit::max(webhook::BODY_LIMIT));
+    Router::new()
+        .merge(webhooks)
+        .route(
+            &format!("{}/{{file}}", flow::TONES_PATH),
+            get(flow::tone_file),
+        )
+        .route("/admin", get(admin::page))
+        .route("/healthz", get(health))
         .route(
             "/metrics",
             get(move || service::metrics::respond(registry.clone())),
-        );
+        )
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 when the database answers.
+#[tracing::instrument(skip_all)]
+async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n"),
+        Err(error) => {
+            tracing::warn!(%error, "health check: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops gracefully (letting texts on their way finish).
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = store::Store::open(&config.database_url).await?;
+    let metrics = Metrics::default();
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let notifier = notify::Notifier::new(&config, metrics.texts.clone());
+    let state = Arc::new(AppState {
+        config,
+        store,
+        notifier: notifier.clone(),
+        metrics,
+    });
+    let router = router(state, Arc::new(registry));
     tracing::info!(addr = %listener.local_addr()?, "doorbell listening");
-    service::http::serve(listener, router, shutdown, service::http::DEFAULT_GRACE).await
+    service::http::serve(listener, router, shutdown, service::http::DEFAULT_GRACE).await?;
+    notifier.drain(TEXT_DRAIN).await;
+    Ok(())
 }

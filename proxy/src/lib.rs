@@ -1,30 +1,43 @@
-//! The caching reverse proxy and load balancer in front of the app servers (the Varnish/Squid role).
+//! The caching reverse proxy and load balancer in front of the app servers (the Varnish/Squid
+//! role).
+//!
+//! A request goes through the phases of [`handle`]: check, route, policy, cache lookup,
+//! upstream, store, respond. The parts, one module per concern:
+//!
+//! - [`config`]: the TOML policy, its validation and its plain-words description;
+//! - [`server`]: the accept loop, limits, graceful shutdown and reloads;
+//! - [`cache`]: keys, RFC 9111 freshness, the memory-bounded store, coalescing, revalidation,
+//!   purging;
+//! - [`upstream`]: backend pools, balancing, health checks, the backend client;
+//! - [`admin`]: `/metrics`, `/status` and the purge endpoints behind an ACL.
+
+pub mod admin;
+pub mod body;
+pub mod cache;
+pub mod config;
+pub mod handle;
+pub mod headers;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod upstream;
 
 use std::future::Future;
-use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
-use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-/// What the service needs to run.
-#[derive(Debug, Clone, Default)]
-pub struct Config {}
+pub use config::Config;
+pub use server::{Proxy, ReloadHandle};
 
-/// Serves until `shutdown` resolves, then stops gracefully.
+/// Proxies on `listener` with `config` until `shutdown` resolves (no admin listener; use
+/// [`Proxy`] for that and for reloads).
 pub async fn run(
     listener: TcpListener,
-    _config: Config,
+    config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let registry = Arc::new(Registry::default());
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(move || service::metrics::respond(registry.clone())),
-        );
-    tracing::info!(addr = %listener.local_addr()?, "proxy listening");
-    service::http::serve(listener, router, shutdown, service::http::DEFAULT_GRACE).await
+    Proxy::new(config)
+        .await
+        .serve(listener, None, shutdown)
+        .await
 }

@@ -1,0 +1,132 @@
+//! Driving `docker compose` (v2) or `docker-compose` (1.29) for one project.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// One compose project: the repository's docker-compose.yml under a project name of its own, so
+/// that a stack a developer is running is left alone.
+pub struct Compose {
+    program: Vec<String>,
+    project: String,
+    root: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Compose {
+    /// Finds a compose tool: the `docker compose` plugin if present, else `docker-compose`.
+    pub fn detect(root: PathBuf, project: &str, env: Vec<(String, String)>) -> Result<Self> {
+        let works = |program: &[&str]| {
+            Command::new(program[0])
+                .args(&program[1..])
+                .arg("version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        let program = if works(&["docker", "compose"]) {
+            vec!["docker".into(), "compose".into()]
+        } else if works(&["docker-compose"]) {
+            vec!["docker-compose".into()]
+        } else {
+            bail!("neither `docker compose` nor `docker-compose` is installed");
+        };
+        Ok(Self {
+            program,
+            project: project.into(),
+            root,
+            env,
+        })
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.program[0]);
+        command
+            .args(&self.program[1..])
+            .args(["-p", &self.project, "-f", "docker-compose.yml"])
+            .args(args)
+            .current_dir(&self.root)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs a compose subcommand, failing with its output when it fails.
+    pub fn run(&self, args: &[&str]) -> Result<Output> {
+        let output = self
+            .command(args)
+            .output()
+            .with_context(|| format!("running compose {}", args.join(" ")))?;
+        if !output.status.success() {
+            bail!(
+                "compose {} failed ({}):\n{}{}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(output)
+    }
+
+    /// The container id of a service.
+    pub fn container(&self, service: &str) -> Result<String> {
+        let output = self.run(&["ps", "-q", service])?;
+        let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if id.is_empty() {
+            bail!("service {service} has no container");
+        }
+        Ok(id)
+    }
+
+    /// Waits until every named service's container reports `healthy`.
+    pub fn wait_healthy(&self, services: &[&str], timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut waiting: Vec<&str> = services.to_vec();
+        while !waiting.is_empty() {
+            waiting.retain(|service| self.health(service).as_deref() != Some("healthy"));
+            if waiting.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let states: Vec<String> = waiting
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{s}: {}",
+                            self.health(s).unwrap_or_else(|| "no container".into())
+                        )
+                    })
+                    .collect();
+                bail!("not healthy after {timeout:?}: {}", states.join(", "));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Ok(())
+    }
+
+    fn health(&self, service: &str) -> Option<String> {
+        let id = self.container(service).ok()?;
+        let output = Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+                &id,
+            ])
+            .output()
+            .ok()?;
+        Some(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// The last lines a service logged, for failure messages.
+    pub fn logs(&self, service: &str, lines: usize) -> String {
+        self.command(&["logs", "--no-color", "--tail", &lines.to_string(), service])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,288 @@
+//! Load balancing and forwarding: round robin, least outstanding, retry on another backend,
+//! timeouts, broken backends, and the headers an intermediary adds and removes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Origin, Reply, TestProxy, client, config_toml, get, raw};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn named(name: &'static str) -> impl Fn(&common::Seen) -> Reply + Send + Sync + 'static {
+    move |_| Reply::ok(name).cache("no-store")
+}
+
+#[tokio::test]
+async fn round_robin_spreads_requests_evenly() {
+    let a = Origin::start(named("a")).await;
+    let b = Origin::start(named("b")).await;
+    let c = Origin::start(named("c")).await;
+    let proxy = TestProxy::for_origins(&[&a, &b, &c]).await;
+    for _ in 0..30 {
+        let (status, cache, _) = get(&proxy.url("/page")).await;
+        assert_eq!((status, cache.as_str()), (200, "PASS"));
+    }
+    assert_eq!(
+        (a.count("/page"), b.count("/page"), c.count("/page")),
+        (10, 10, 10)
+    );
+}
+
+#[tokio::test]
+async fn least_outstanding_avoids_the_busy_backend() {
+    let slow = Origin::start(|seen: &common::Seen| {
+        let delay = if seen.target == "/slow" { 1500 } else { 0 };
+        Reply::ok("slow")
+            .cache("no-store")
+            .delay(Duration::from_millis(delay))
+    })
+    .await;
+    let fast = Origin::start(named("fast")).await;
+    let config = config_toml(
+        r#"
+        [pools.app]
+        backends = ["{slow}", "{fast}"]
+        balance = "least_outstanding"
+        "#,
+        &[("slow", &slow), ("fast", &fast)],
+    );
+    let proxy = TestProxy::start(config).await;
+    // Occupy the slow backend with long requests (least-outstanding sends the second one to
+    // `fast`, so send until `slow` holds one).
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        busy.push(tokio::spawn(client().get(proxy.url("/slow")).send()));
+    }
+    common::eventually(Duration::from_secs(5), "slow backend busy", || async {
+        slow.count("/slow") >= 1
+    })
+    .await;
+    for _ in 0..10 {
+        let (_, _, body) = get(&proxy.url("/quick")).await;
+        assert_eq!(body, "fast");
+    }
+    assert_eq!(slow.count("/quick"), 0);
+    for request in busy {
+        request.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn idempotent_request_is_retried_on_another_backend() {
+    let up = Origin::start(named("up")).await;
+    // A port with nothing listening: connections are refused.
+    let dead = testkit::bind_port_0().await;
+    let dead_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let config = proxy::Config::for_backends(vec![dead_addr, up.backend()]);
+    let proxy = TestProxy::start(config).await;
+    for _ in 0..4 {
+        let (status, _, body) = get(&proxy.url("/x")).await;
+        assert_eq!((status, body.as_str()), (200, "up"));
+    }
+    let metrics = proxy.metrics().await;
+    assert!(
+        common::sample(&metrics, "proxy_backend_retries_total").unwrap() >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn backend_that_closes_without_answering_is_retried_for_get_only() {
+    // A backend that accepts, reads the request, and closes without a byte of response.
+    let rude = testkit::bind_port_0().await;
+    let rude_addr = rude.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = rude.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+        }
+    });
+    let good = Origin::start(named("good")).await;
+    let mut config = proxy::Config::for_backends(vec![rude_addr, good.backend()]);
+    // Keep the rude backend in rotation for the POSTs below.
+    config.pools.get_mut("default").unwrap().eject_after = 100;
+    let proxy = TestProxy::start(config).await;
+    for _ in 0..4 {
+        let (status, _, body) = get(&proxy.url("/y")).await;
+        assert_eq!((status, body.as_str()), (200, "good"));
+    }
+    // A POST that reached the rude backend is not resent: the client learns of the failure.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let response = client()
+            .post(proxy.url("/form"))
+            .body("a=1")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert!(statuses.contains(&502), "{statuses:?}");
+    assert!(statuses.contains(&200), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn hanging_backend_gives_504_and_garbage_gives_502_for_that_request_only() {
+    let hang = Origin::start(|seen: &common::Seen| {
+        let delay = if seen.target == "/hang" { 5000 } else { 0 };
+        Reply::ok("late")
+            .cache("no-store")
+            .delay(Duration::from_millis(delay))
+    })
+    .await;
+    let config = config_toml(
+        r#"
+        [pools.app]
+        backends = ["{hang}"]
+        first_byte_timeout = "1s"
+        "#,
+        &[("hang", &hang)],
+    );
+    let proxy = TestProxy::start(config).await;
+    let (status, _, _) = get(&proxy.url("/hang")).await;
+    assert_eq!(status, 504);
+    let (status, _, body) = get(&proxy.url("/fine")).await;
+    assert_eq!((status, body.as_str()), (200, "late"));
+
+    let garbage = testkit::bind_port_0().await;
+    let garbage_addr = garbage.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = garbage.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"SPDY/9 banana\r\n\x00\x01\x02\r\n\r\n")
+                .await;
+        }
+    });
+    let proxy = TestProxy::start(proxy::Config::for_backends(vec![garbage_addr])).await;
+    let (status, _, _) = get(&proxy.url("/any")).await;
+    assert_eq!(status, 502);
+    let (status, _, _) = get(&proxy.url("/any")).await;
+    assert_eq!(status, 502, "the proxy goes on answering");
+}
+
+#[tokio::test]
+async fn forwarded_headers_via_and_hop_by_hop() {
+    let origin = Origin::start(|_: &common::Seen| {
+        Reply::ok("hi")
+            .cache("no-store")
+            .header("connection", "x-internal")
+            .header("x-internal", "secret")
+            .header("surrogate-key", "post-1")
+    })
+    .await;
+    let proxy = TestProxy::for_origins(&[&origin]).await;
+    let response = client()
+        .get(proxy.url("/h"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("connection", "x-drop-me")
+        .header("x-drop-me", "1")
+        .header("keep-alive", "timeout=5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-internal").is_none());
+    assert!(response.headers().get("surrogate-key").is_none());
+    assert_eq!(response.headers()["via"], "1.1 leanstack-proxy");
+    assert_eq!(common::x_cache(&response), "PASS");
+    let seen = &origin.seen()[0];
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], proxy.addr.to_string());
+    assert_eq!(seen.headers["via"], "1.1 leanstack-proxy");
+    assert!(seen.headers.get("x-drop-me").is_none());
+    assert!(seen.headers.get("keep-alive").is_none());
+}
+
+#[tokio::test]
+async fn post_bodies_stream_through_and_unrouted_paths_get_404() {
+    let origin = Origin::start(|seen: &common::Seen| {
+        Reply::ok(format!(
+            "{} {} {}",
+            seen.method,
+            seen.target,
+            seen.body.len()
+        ))
+    })
+    .await;
+    let config = config_toml(
+        r#"
+        [pools.app]
+        backends = ["{o}"]
+        [[routes]]
+        path_prefix = "/api/"
+        pool = "app"
+        "#,
+        &[("o", &origin)],
+    );
+    let proxy = TestProxy::start(config).await;
+    let response = client()
+        .post(proxy.url("/api/items?x=1"))
+        .body(vec![b'z'; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(common::x_cache(&response), "PASS");
+    assert_eq!(response.text().await.unwrap(), "POST /api/items?x=1 200000");
+    let (status, _, body) = get(&proxy.url("/elsewhere")).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("no route"), "{body}");
+    // Keep-alive connections to the client survive across requests.
+    let (text, closed) = raw(
+        proxy.addr,
+        b"GET /api/a HTTP/1.1\r\nHost: x\r\n\r\nGET /api/b HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(!closed);
+}
+
+#[tokio::test]
+async fn backend_names_are_resolved() {
+    let origin = Origin::start(named("by name")).await;
+    let text = format!(
+        "[pools.app]\nbackends = [\"localhost:{}\"]\ndns_refresh = \"100ms\"\n",
+        origin.addr.port()
+    );
+    let proxy = TestProxy::start(text.parse().unwrap()).await;
+    for _ in 0..4 {
+        assert_eq!(get(&proxy.url("/n")).await.2, "by name");
+    }
+}
+
+#[tokio::test]
+async fn backend_that_stalls_mid_body_is_cut_off_after_the_idle_timeout() {
+    let stall = testkit::bind_port_0().await;
+    let stall_addr = stall.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = stall.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nCache-Control: no-store\r\n\r\nabc")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let text = format!("[pools.app]\nbackends = [\"{stall_addr}\"]\nidle_timeout = \"300ms\"\n");
+    let proxy = TestProxy::start(text.parse().unwrap()).await;
+    let started = std::time::Instant::now();
+    let response = client().get(proxy.url("/s")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.bytes().await.is_err(),
+        "a truncated body is an error"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
