@@ -52,13 +52,16 @@ impl Outcome {
     }
 
     fn failed(error: &reqwest::Error) -> Outcome {
-        let failure = if error.is_timeout() {
+        Outcome::failure(if error.is_timeout() {
             Failure::Timeout
         } else if error.is_connect() {
             Failure::Connect
         } else {
             Failure::Other
-        };
+        })
+    }
+
+    fn failure(failure: Failure) -> Outcome {
         Outcome {
             result: Err(failure),
             cache_status: None,
@@ -91,13 +94,25 @@ impl Exchanger {
             Visitor::Anonymous => None,
             Visitor::LoggedIn(index) => self.accounts.get(index),
         };
-        let comment_form = account.and_then(|account| account.comment_form.as_ref());
-        let request = match (planned.kind, comment_form) {
-            (PageKind::Comment, Some(form)) => self
+        let comment_form = match planned.kind {
+            PageKind::Comment => account.and_then(|account| account.comment_form.as_ref()),
+            _ => None,
+        };
+        let path = comment_form.map_or_else(
+            || planned.path.clone(),
+            |form| form.action_for(&planned.path),
+        );
+        // Paths come from the configuration and the site's own list; one that is not a valid
+        // reference counts as a failed request rather than going somewhere else.
+        let Ok(url) = self.target.join(&path) else {
+            return Outcome::failure(Failure::Other);
+        };
+        let request = match comment_form {
+            Some(form) => self
                 .client
-                .post(self.url(&form.action_for(&planned.path)))
+                .post(url)
                 .form(&form.fields(&comment_text(&planned.path))),
-            _ => self.client.get(self.url(&planned.path)),
+            None => self.client.get(url),
         };
         let request = match account {
             Some(account) => request.header(COOKIE, &account.cookie),
@@ -139,14 +154,6 @@ impl Exchanger {
             served_by,
             db_queries,
         }
-    }
-
-    fn url(&self, path: &str) -> Url {
-        // Paths come from the configuration and the site's own list; one that does not join
-        // makes the request fail visibly at the target rather than here.
-        self.target
-            .join(path)
-            .unwrap_or_else(|_| self.target.clone())
     }
 }
 

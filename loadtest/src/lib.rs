@@ -15,7 +15,6 @@ pub mod forms;
 pub mod html;
 pub mod load;
 pub mod progress;
-pub mod prometheus;
 pub mod report;
 pub mod stats;
 pub mod svg;

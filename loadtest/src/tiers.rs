@@ -13,7 +13,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::config::TierConfig;
-use crate::prometheus::Snapshot;
+use service::metrics::scrape::Page;
 
 /// How long one scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,8 +23,8 @@ const CHANGED_ROWS: usize = 40;
 /// One reading of every configured source.
 #[derive(Debug, Clone)]
 pub struct Reading {
-    proxy: Option<(Url, Result<Snapshot, String>)>,
-    apps: Vec<(Url, Result<Snapshot, String>)>,
+    proxy: Option<(Url, Result<Page, String>)>,
+    apps: Vec<(Url, Result<Page, String>)>,
     nodes: Vec<(String, Result<Hits, String>)>,
 }
 
@@ -132,7 +132,7 @@ pub async fn read(client: &reqwest::Client, config: &TierConfig) -> Reading {
     Reading { proxy, apps, nodes }
 }
 
-async fn scrape(client: &reqwest::Client, url: &Url) -> Result<Snapshot, String> {
+async fn scrape(client: &reqwest::Client, url: &Url) -> Result<Page, String> {
     let response = client
         .get(url.clone())
         .timeout(SCRAPE_TIMEOUT)
@@ -146,7 +146,7 @@ async fn scrape(client: &reqwest::Client, url: &Url) -> Result<Snapshot, String>
         .text()
         .await
         .map_err(|error| format!("{url}: {error}"))?;
-    Snapshot::parse(&text).map_err(|error| format!("{url}: not Prometheus text: {error}"))
+    Page::parse(&text).map_err(|error| format!("{url}: not Prometheus text: {error}"))
 }
 
 /// A cache node's counters: `http://…` is its Prometheus page (`cache_hits_total`,
@@ -156,8 +156,8 @@ async fn node_hits(client: &reqwest::Client, node: &str) -> Result<Hits, String>
         let url = Url::parse(node).map_err(|error| format!("{node}: {error}"))?;
         let snapshot = scrape(client, &url).await?;
         return Ok(Hits {
-            hits: snapshot.sum("cache_hits_total", &[]),
-            misses: snapshot.sum("cache_misses_total", &[]),
+            hits: snapshot.total("cache_hits_total"),
+            misses: snapshot.total("cache_misses_total"),
         });
     }
     let info = tokio::time::timeout(SCRAPE_TIMEOUT, info_stats(node))
@@ -243,7 +243,7 @@ impl Reading {
 
 /// The family of the proxy's request counter that carries the cache status: the proxy names
 /// its families `proxy_…`; the one counting requests with a `cache_status` label is preferred.
-fn cache_status_family(run: &Snapshot) -> Option<(String, &'static str)> {
+fn cache_status_family(run: &Page) -> Option<(String, &'static str)> {
     let candidates: Vec<&str> = run
         .names()
         .filter(|name| name.starts_with("proxy_") && name.ends_with("_total"))
@@ -258,7 +258,7 @@ fn cache_status_family(run: &Snapshot) -> Option<(String, &'static str)> {
         })
 }
 
-fn proxy_tier(url: &Url, run: &Snapshot) -> ProxyTier {
+fn proxy_tier(url: &Url, run: &Page) -> ProxyTier {
     let family = cache_status_family(run);
     let by_cache_status: BTreeMap<String, f64> = family
         .as_ref()
@@ -284,7 +284,7 @@ fn proxy_tier(url: &Url, run: &Snapshot) -> ProxyTier {
     }
 }
 
-fn app_tier(url: &Url, run: &Snapshot, seconds: f64) -> AppTier {
+fn app_tier(url: &Url, run: &Page, seconds: f64) -> AppTier {
     // The app counts queries in a family whose name says so (`…db_queries_total`).
     let query_families: Vec<&str> = run
         .names()
@@ -296,7 +296,7 @@ fn app_tier(url: &Url, run: &Snapshot, seconds: f64) -> AppTier {
     let db_queries = (!query_families.is_empty()).then(|| {
         query_families
             .iter()
-            .map(|name| run.sum(name, &[]))
+            .map(|name| run.total(name))
             .sum::<f64>()
     });
     AppTier {
@@ -310,7 +310,7 @@ fn app_tier(url: &Url, run: &Snapshot, seconds: f64) -> AppTier {
 }
 
 /// The app's cache pool counts hits and misses per node (`cache_pool_hits_total{node=…}`).
-fn pool_hits(run: &Snapshot) -> BTreeMap<String, Hits> {
+fn pool_hits(run: &Page) -> BTreeMap<String, Hits> {
     let mut nodes: BTreeMap<String, Hits> = BTreeMap::new();
     for (node, hits) in run.sum_by("cache_pool_hits_total", "node") {
         nodes.entry(node).or_default().hits += hits;
@@ -341,7 +341,7 @@ mod tests {
 
     #[test]
     fn the_proxy_hit_ratio_is_hits_over_all_and_stale_answers_count_as_served_from_cache() {
-        let run = Snapshot::parse(
+        let run = Page::parse(
             "proxy_requests_total{cache_status=\"hit\",route=\"app\"} 70\n\
              proxy_requests_total{cache_status=\"stale\",route=\"app\"} 10\n\
              proxy_requests_total{cache_status=\"miss\",route=\"app\"} 15\n\
@@ -356,9 +356,31 @@ mod tests {
         assert_eq!(tier.served_from_cache, Some(0.8));
     }
 
+    /// The `prometheus-parse` crate this once used dropped every sample whose label value held
+    /// a `}`, so the app's requests to `/posts/{slug}` vanished from the report.
+    #[test]
+    fn app_counters_under_route_patterns_with_braces_are_kept() {
+        let run = Page::parse(
+            "app_http_requests_total{method=\"GET\",route=\"/posts/{slug}\",status=\"200\"} 40\n\
+             app_http_requests_total{method=\"GET\",route=\"/\",status=\"200\"} 10\n\
+             app_db_queries_total 7\n",
+        )
+        .unwrap();
+        let tier = app_tier(&Url::parse("http://app/metrics").unwrap(), &run, 1.0);
+        assert_eq!(tier.db_queries, Some(7.0));
+        assert_eq!(
+            tier.changed[0],
+            (
+                "app_http_requests_total{method=\"GET\",route=\"/posts/{slug}\",status=\"200\"}"
+                    .to_owned(),
+                40.0
+            )
+        );
+    }
+
     #[test]
     fn pool_hits_are_summed_per_node() {
-        let run = Snapshot::parse(
+        let run = Page::parse(
             "cache_pool_hits_total{node=\"a\"} 9\ncache_pool_misses_total{node=\"a\"} 1\n\
              cache_pool_misses_total{node=\"b\"} 4\n",
         )

@@ -8,8 +8,8 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use crate::names;
-use crate::scrape::Page;
 use crate::sources::Sources;
+use service::metrics::scrape::Page;
 
 /// How long one source may take to answer; a poll must fit in the one-second refresh.
 const READ_TIMEOUT: Duration = Duration::from_millis(800);

@@ -15,7 +15,6 @@
 pub mod collect;
 pub mod names;
 pub mod poller;
-pub mod scrape;
 pub mod snapshot;
 pub mod sources;
 

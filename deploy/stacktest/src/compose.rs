@@ -54,6 +54,11 @@ impl Compose {
         command
     }
 
+    /// The folder of the compose file, against which its relative paths resolve.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
     /// Runs a compose subcommand, failing with its output when it fails.
     pub fn run(&self, args: &[&str]) -> Result<Output> {
         let output = self

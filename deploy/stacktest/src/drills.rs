@@ -96,6 +96,39 @@ pub fn demo_call(compose: &Compose) -> Result<String> {
     Ok("the simulator heard the door open and the residents were texted".into())
 }
 
+/// The loadtest profile: a short open-loop run through the proxy, with its report written to the
+/// bind-mounted ./loadtest-report.
+pub fn loadtest_profile(compose: &Compose) -> Result<String> {
+    let report = compose.root().join("loadtest-report/loadtest-report.json");
+    let _ = std::fs::remove_file(&report);
+    let output = compose.run(&[
+        "--profile",
+        "loadtest",
+        "run",
+        "--rm",
+        "-T",
+        "loadtest",
+        "loadtest",
+        "--rate",
+        "50",
+        "--duration",
+        "5s",
+    ])?;
+    let summary = String::from_utf8_lossy(&output.stdout);
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&report)
+            .map_err(|e| anyhow::anyhow!("no report at {}: {e}", report.display()))?,
+    )?;
+    ensure!(
+        json.is_object(),
+        "the report is not a JSON object:\n{summary}"
+    );
+    Ok(format!(
+        "report written ({} bytes of JSON)",
+        json.to_string().len()
+    ))
+}
+
 /// The drills' load: anonymous readers of cached pages, plus readers with a session cookie,
 /// whose requests always reach an app server.
 async fn drill_targets(site: &Site) -> Result<Vec<Target>> {

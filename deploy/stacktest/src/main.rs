@@ -114,7 +114,15 @@ async fn run(cli: &Cli) -> Result<Report> {
         report.failed.push(("stack".into(), format!("{error:#}")));
     }
     if !cli.keep {
-        compose.run(&["--profile", "demo", "down", "-v", "--remove-orphans"])?;
+        compose.run(&[
+            "--profile",
+            "demo",
+            "--profile",
+            "loadtest",
+            "down",
+            "-v",
+            "--remove-orphans",
+        ])?;
     }
     Ok(report)
 }
@@ -140,6 +148,10 @@ async fn exercise(cli: &Cli, compose: &Compose, report: &mut Report) -> Result<(
         drills::comment_after_invalidation(&site).await,
     );
     report.check("demo call opens the door", drills::demo_call(compose));
+    report.check(
+        "loadtest profile writes its report",
+        drills::loadtest_profile(compose),
+    );
     if !cli.no_drills {
         println!("== failure drills");
         report.check("docker stop app-2", drills::stop_app(compose, &site).await);

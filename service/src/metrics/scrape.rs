@@ -1,5 +1,6 @@
 //! Reading a Prometheus `/metrics` page (the text exposition format, which OpenMetrics
-//! extends): every sample with its labels, and the sums the view needs.
+//! extends): every sample with its labels, the sums the readers need, and the difference
+//! between two scrapes. Histograms count by their `_count` and `_sum` samples.
 //!
 //! Label values are parsed with their quoting and escapes, so a value like
 //! `route="/posts/{slug}"` — braces and all — is read whole.
@@ -24,7 +25,7 @@ impl Series {
 }
 
 /// One scrape of a `/metrics` page.
-#[derive(Debug)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Page {
     series: Vec<Series>,
 }
@@ -42,9 +43,72 @@ impl Page {
         Ok(Self { series })
     }
 
-    /// The sample names on the page.
+    /// The sample names on the page, each once.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.series.iter().map(|series| series.name.as_str())
+        let mut names: Vec<&str> = self.series.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter()
+    }
+
+    /// Whether any series of `name` carries the label `label`.
+    pub fn has_label(&self, name: &str, label: &str) -> bool {
+        self.series(name)
+            .any(|series| series.label(label).is_some())
+    }
+
+    /// The sum of the series of `name` whose labels include all of `matching`.
+    pub fn sum_matching(&self, name: &str, matching: &[(&str, &str)]) -> f64 {
+        self.sum_where(name, |series| {
+            matching
+                .iter()
+                .all(|(label, value)| series.label(label) == Some(*value))
+        })
+    }
+
+    /// `self - before`, series by series: the counters' increase between two scrapes. Series
+    /// missing from `before` count from zero (they were created in between).
+    pub fn since(&self, before: &Page) -> Page {
+        let series = self
+            .series
+            .iter()
+            .map(|now| {
+                let earlier = before
+                    .series
+                    .iter()
+                    .find(|then| then.name == now.name && then.labels == now.labels)
+                    .map_or(0.0, |then| then.value);
+                Series {
+                    value: now.value - earlier,
+                    ..now.clone()
+                }
+            })
+            .collect();
+        Page { series }
+    }
+
+    /// Series with a non-zero value, largest first, as `name{labels}`: what changed.
+    pub fn nonzero(&self) -> Vec<(String, f64)> {
+        let mut rows: Vec<(String, f64)> = self
+            .series
+            .iter()
+            .filter(|series| series.value != 0.0)
+            .map(|series| {
+                let labels: Vec<String> = series
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{v}\""))
+                    .collect();
+                let name = if labels.is_empty() {
+                    series.name.clone()
+                } else {
+                    format!("{}{{{}}}", series.name, labels.join(","))
+                };
+                (name, series.value)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
+        rows
     }
 
     /// The series of `name`.
@@ -186,6 +250,47 @@ mod tests {
         assert_eq!(
             page.sum_by("odd_total", "note").keys().next().unwrap(),
             "a \"quoted\" } brace, comma"
+        );
+    }
+
+    #[test]
+    fn subtracts_an_earlier_scrape() {
+        let before = Page::parse(TEXT).unwrap();
+        let after = Page::parse(
+            &TEXT
+                .replace(
+                    "proxy_requests_total{cache_status=\"HIT\"} 70",
+                    "proxy_requests_total{cache_status=\"HIT\"} 150",
+                )
+                .replace(
+                    "duration_seconds_count{cache_status=\"HIT\"} 70",
+                    "duration_seconds_count{cache_status=\"HIT\"} 75",
+                ),
+        )
+        .unwrap();
+        let run = after.since(&before);
+        assert_eq!(
+            run.sum_matching("proxy_requests_total", &[("cache_status", "HIT")]),
+            80.0
+        );
+        assert_eq!(
+            run.sum_by("proxy_requests_total", "cache_status")["MISS"],
+            0.0
+        );
+        assert_eq!(run.total("proxy_request_duration_seconds_count"), 5.0);
+        assert!(run.has_label("proxy_requests_total", "cache_status"));
+        assert_eq!(
+            run.nonzero(),
+            [
+                (
+                    "proxy_requests_total{cache_status=\"HIT\"}".to_owned(),
+                    80.0
+                ),
+                (
+                    "proxy_request_duration_seconds_count{cache_status=\"HIT\"}".to_owned(),
+                    5.0
+                )
+            ]
         );
     }
 

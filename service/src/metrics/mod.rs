@@ -1,8 +1,11 @@
-//! Prometheus `/metrics` over a registry owned by one service instance.
+//! Prometheus `/metrics` over a registry owned by one service instance, and ([`scrape`]) reading
+//! such a page back, for the tools that watch the services (the live view, the load generator).
 //!
 //! Each service builds its own [`Registry`] rather than using a process-global recorder, so that
 //! tests running several instances in one process (three cache nodes, two app servers) read each
 //! instance's own numbers.
+
+pub mod scrape;
 
 use std::sync::Arc;
 
