@@ -10,10 +10,8 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::admin;
 use crate::config::{Config, ConfigError};
@@ -123,22 +121,7 @@ async fn accept_loop(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    // Typically EMFILE: give in-flight connections a moment to close some.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    service::http::accept_until(listener, shutdown, GRACE, move |stream, peer| {
         let _ = stream.set_nodelay(true);
         let limits = shared.policy().config.limits.clone();
         let mut builder = http1::Builder::new();
@@ -151,29 +134,7 @@ async fn accept_loop(
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(crate::handle::handle(shared, peer, request).await) }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        connections.spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-        });
-        while connections.try_join_next().is_some() {}
-    }
-    drop(listener);
-    tracing::info!(
-        in_flight = connections.len(),
-        "stopped accepting; draining connections"
-    );
-    if tokio::time::timeout(GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?GRACE,
-            "connections still open after the grace period; closing them"
-        );
-        connections.abort_all();
-    }
-    while connections.join_next().await.is_some() {}
-    Ok(())
+        builder.serve_connection(TokioIo::new(stream), service)
+    })
+    .await
 }

@@ -12,8 +12,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
@@ -21,17 +21,43 @@ use tower::ServiceExt;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains as described above.
-///
-/// Returns once every connection has closed or been cut off; accept errors (for instance running
-/// out of file descriptors) are logged and the loop goes on, so they never end the service.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
+    accept_until(listener, shutdown, grace, move |stream, peer| {
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned()
+    })
+    .await
+}
+
+/// The accept loop under every leanstack server: hands each accepted connection to
+/// `connection` (which wraps it in a hyper connection serving it) until `shutdown` resolves,
+/// then stops accepting, lets open connections finish for at most `grace`, and cuts off the rest.
+///
+/// Returns once every connection has closed or been cut off; accept errors (for instance running
+/// out of file descriptors) are logged and the loop goes on, so they never end the service.
+pub async fn accept_until<C>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+    mut connection: impl FnMut(TcpStream, SocketAddr) -> C,
+) -> std::io::Result<()>
+where
+    C: GracefulConnection + Send + 'static,
+    C::Error: std::fmt::Display,
+{
+    let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -47,17 +73,9 @@ pub async fn serve(
                 }
             },
         };
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let served = graceful.watch(connection(stream, peer));
         connections.spawn(async move {
-            if let Err(error) = connection.await {
+            if let Err(error) = served.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
