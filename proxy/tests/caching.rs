@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Origin, Reply, Seen, TestProxy, client, config_toml, get};
+use common::{Origin, Reply, Seen, TestProxy, client, config_toml, get, get_with};
 
 /// Answers `<path> #<nth>` with the given Cache-Control, so a test sees which fetch it got.
 fn counting(cache_control: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
@@ -130,12 +130,7 @@ async fn vary_keeps_one_variant_per_header_value() {
     let fetch = |language: &'static str| {
         let url = proxy.url("/v");
         async move {
-            let response = client()
-                .get(url)
-                .header("accept-language", language)
-                .send()
-                .await
-                .unwrap();
+            let response = get_with(url, "accept-language", language).await;
             (common::x_cache(&response), response.text().await.unwrap())
         }
     };
@@ -204,35 +199,25 @@ async fn client_conditional_requests_get_304_from_the_cache() {
     .await;
     let proxy = TestProxy::for_origins(&[&origin]).await;
     get(&proxy.url("/c")).await;
-    let response = client()
-        .get(proxy.url("/c"))
-        .header("if-none-match", "W/\"v1\", \"v0\"")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(proxy.url("/c"), "if-none-match", "W/\"v1\", \"v0\"").await;
     assert_eq!(response.status(), 304);
     assert_eq!(common::x_cache(&response), "HIT");
     assert_eq!(response.headers()["etag"], "\"v1\"");
-    let response = client()
-        .get(proxy.url("/c"))
-        .header("if-none-match", "\"v2\"")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(proxy.url("/c"), "if-none-match", "\"v2\"").await;
     assert_eq!(response.status(), 200);
-    let response = client()
-        .get(proxy.url("/c"))
-        .header("if-modified-since", "Thu, 22 Oct 2015 07:28:00 GMT")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(
+        proxy.url("/c"),
+        "if-modified-since",
+        "Thu, 22 Oct 2015 07:28:00 GMT",
+    )
+    .await;
     assert_eq!(response.status(), 304);
-    let response = client()
-        .get(proxy.url("/c"))
-        .header("if-modified-since", "Tue, 20 Oct 2015 07:28:00 GMT")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(
+        proxy.url("/c"),
+        "if-modified-since",
+        "Tue, 20 Oct 2015 07:28:00 GMT",
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         origin.count("/c"),
@@ -458,12 +443,7 @@ async fn bypass_cookie_skips_the_cache_and_other_cookies_are_stripped() {
     let with_cookie = |cookie: &'static str| {
         let url = proxy.url("/page");
         async move {
-            let response = client()
-                .get(url)
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap();
+            let response = get_with(url, "cookie", cookie).await;
             (common::x_cache(&response), response.text().await.unwrap())
         }
     };

@@ -281,6 +281,11 @@ pub async fn get(url: &str) -> (u16, String, String) {
     (status, cache, response.text().await.unwrap())
 }
 
+/// A GET carrying one request header (a conditional, a cookie, a Vary'd header…).
+pub async fn get_with(url: impl reqwest::IntoUrl, name: &str, value: &str) -> reqwest::Response {
+    client().get(url).header(name, value).send().await.unwrap()
+}
+
 pub fn x_cache(response: &reqwest::Response) -> String {
     response
         .headers()
