@@ -3,6 +3,7 @@
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
 
 use crate::config::{Lockout, Settings};
@@ -43,21 +44,26 @@ pub fn is_well_formed(text: &str, min_length: usize) -> bool {
 pub enum Verdict {
     /// The door opens; `label` names the code in texts and the log.
     Opens { label: String },
-    /// A known guest code that cannot be used now.
+    /// A guest code that stopped working between reading it and counting its use.
     Refused { label: String, reason: &'static str },
     /// No such code.
     Wrong,
 }
 
-/// Checks `code` against the owner PINs and the guest codes, counting a use of a guest code that
-/// opens the door.
+/// Checks `code` against the owner PINs and the guest codes usable at `now`, counting a use of
+/// a guest code that opens the door. Each argon2 verification counts one in `verifications`.
+///
+/// Codes expired, used up, revoked or not valid yet are left out by the query, so the work per
+/// entry grows with the codes usable now, not with every code ever made: a code that no longer
+/// works is just a wrong code.
 pub async fn check(
     settings: &Settings,
     store: &Store,
     code: &str,
     now: Millis,
+    verifications: &Counter,
 ) -> anyhow::Result<Verdict> {
-    let guests = store.guest_codes().await?;
+    let guests = store.usable_guest_codes(now).await?;
     let owner_hashes: Vec<(String, String)> = settings
         .pins
         .iter()
@@ -65,15 +71,17 @@ pub async fn check(
         .collect();
     let guest_hashes: Vec<String> = guests.iter().map(|g| g.code_hash.clone()).collect();
     let code = code.to_owned();
+    let verifications = verifications.clone();
     // argon2 is deliberately slow (tens of milliseconds each): keep it off the async workers.
     let found = tokio::task::spawn_blocking(move || {
-        if let Some((label, _)) = owner_hashes.iter().find(|(_, phc)| matches(&code, phc)) {
+        let verify = |phc: &str| {
+            verifications.inc();
+            matches(&code, phc)
+        };
+        if let Some((label, _)) = owner_hashes.iter().find(|(_, phc)| verify(phc)) {
             return Some(Err(label.clone()));
         }
-        guest_hashes
-            .iter()
-            .position(|phc| matches(&code, phc))
-            .map(Ok)
+        guest_hashes.iter().position(|phc| verify(phc)).map(Ok)
     })
     .await?;
     Ok(match found {
@@ -82,16 +90,24 @@ pub async fn check(
         Some(Ok(index)) => {
             let guest = &guests[index];
             let label = format!("guest code \"{}\"", guest.label);
-            match guest.refusal(now) {
-                Some(reason) => Verdict::Refused { label, reason },
-                None if store.use_guest_code(guest.id).await? => Verdict::Opens { label },
-                None => Verdict::Refused {
+            if store.use_guest_code(guest.id, now).await? {
+                Verdict::Opens { label }
+            } else {
+                // Used up or revoked since it was read.
+                Verdict::Refused {
                     label,
-                    reason: "used up",
-                },
+                    reason: "used up or revoked",
+                }
             }
         }
     })
+}
+
+/// Deletes the guest codes that stopped working more than `retention_days` before `now`;
+/// returns how many.
+pub async fn prune(store: &Store, retention_days: u64, now: Millis) -> sqlx::Result<u64> {
+    let retention = millis_from_seconds(retention_days.saturating_mul(24 * 3600));
+    store.prune_guest_codes(now.saturating_sub(retention)).await
 }
 
 /// The outcome a wrong code is logged with; the lockout counts these.

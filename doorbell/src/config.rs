@@ -120,6 +120,14 @@ pub struct Settings {
     /// Webhooks for a call that started longer ago than this are refused as replays.
     #[serde(default = "default_max_call_seconds")]
     pub max_call_seconds: u64,
+    /// Webhooks carrying a parameter Twilio does not document for them are refused (400).
+    /// `false` accepts them, for the time between Twilio adding a parameter and an update.
+    #[serde(default = "yes")]
+    pub strict_parameters: bool,
+    /// Guest codes expired, used up or revoked longer ago than this are deleted (the audit log
+    /// keeps their labels: it stores them, not a reference).
+    #[serde(default = "default_guest_code_retention_days")]
+    pub guest_code_retention_days: u64,
 }
 
 fn default_open_digits() -> String {
@@ -130,6 +138,12 @@ fn default_min_code_length() -> usize {
 }
 fn default_max_call_seconds() -> u64 {
     3600
+}
+/// How long guest codes are kept after they stopped working, unless configured.
+pub const DEFAULT_GUEST_CODE_RETENTION_DAYS: u64 = 30;
+
+fn default_guest_code_retention_days() -> u64 {
+    DEFAULT_GUEST_CODE_RETENTION_DAYS
 }
 
 /// The voice of `<Say>`.
@@ -520,6 +534,8 @@ mod tests {
         assert_eq!(settings.tone.gap_ms, 200);
         assert_eq!(settings.tone.repeats, 2);
         assert_eq!(settings.menu.repeats, 3);
+        assert!(settings.strict_parameters);
+        assert_eq!(settings.guest_code_retention_days, 30);
     }
 
     #[test]

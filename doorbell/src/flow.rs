@@ -382,7 +382,7 @@ impl AppState {
                 .await?;
             return Ok(self.menu(Response::new().say(&voice, &settings.menu.locked_out)));
         }
-        match codes::check(settings, &self.store, code, now).await? {
+        match codes::check(settings, &self.store, code, now, &self.metrics.code_checks).await? {
             Verdict::Opens { label } => self.open_door(call, "gather", &masked, &label, now).await,
             Verdict::Refused { label, reason } => {
                 self.audit(

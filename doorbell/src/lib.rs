@@ -50,6 +50,8 @@ pub struct Metrics {
     calls: Family<Labels, Counter>,
     refused: Family<Labels, Counter>,
     texts: Family<Labels, Counter>,
+    /// argon2 verifications of codes entered at the door.
+    code_checks: Counter,
 }
 
 impl Metrics {
@@ -68,6 +70,11 @@ impl Metrics {
             "doorbell_texts",
             "Texts to residents, by outcome",
             self.texts.clone(),
+        );
+        registry.register(
+            "doorbell_code_checks",
+            "argon2 verifications of codes entered at the door (owner PINs and usable guest codes)",
+            self.code_checks.clone(),
         );
     }
 
@@ -140,9 +147,39 @@ pub async fn run(
         notifier: notifier.clone(),
         metrics,
     });
+    // Pruned before the first request, then every PRUNE_INTERVAL while serving.
+    prune_guest_codes(&state).await;
+    let pruning = tokio::spawn(prune_guest_codes_periodically(state.clone()));
     let router = router(state, Arc::new(registry));
     tracing::info!(addr = %listener.local_addr()?, "doorbell listening");
-    service::http::serve(listener, router, shutdown, service::http::DEFAULT_GRACE).await?;
+    let served =
+        service::http::serve(listener, router, shutdown, service::http::DEFAULT_GRACE).await;
+    pruning.abort();
+    served?;
     notifier.drain(TEXT_DRAIN).await;
     Ok(())
+}
+
+/// How often guest codes past their retention are deleted while serving.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes the guest codes past their retention; a failure is logged, and the next round tries
+/// again.
+async fn prune_guest_codes(state: &AppState) {
+    let retention_days = state.config.settings.guest_code_retention_days;
+    match codes::prune(&state.store, retention_days, store::now_millis()).await {
+        Ok(0) => {}
+        Ok(deleted) => tracing::info!(deleted, retention_days, "pruned old guest codes"),
+        Err(error) => tracing::warn!(%error, "cannot prune old guest codes"),
+    }
+}
+
+async fn prune_guest_codes_periodically(state: Arc<AppState>) {
+    let start = tokio::time::Instant::now() + PRUNE_INTERVAL;
+    let mut interval = tokio::time::interval_at(start, PRUNE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        prune_guest_codes(&state).await;
+    }
 }

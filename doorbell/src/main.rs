@@ -394,6 +394,17 @@ async fn guest(command: GuestCommand) -> anyhow::Result<()> {
                 format_time(from),
                 format_time(until)
             );
+            let retention_days = settings
+                .as_ref()
+                .map_or(doorbell::config::DEFAULT_GUEST_CODE_RETENTION_DAYS, |s| {
+                    s.guest_code_retention_days
+                });
+            let pruned = doorbell::codes::prune(&store, retention_days, now).await?;
+            if pruned > 0 {
+                println!(
+                    "deleted {pruned} guest code(s) that stopped working over {retention_days} days ago"
+                );
+            }
         }
         GuestCommand::List { database } => {
             let store = database.open().await?;

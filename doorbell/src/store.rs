@@ -52,6 +52,17 @@ pub struct NewEvent<'a> {
     pub detail: &'a str,
 }
 
+/// `SELECT` of whole [`GuestCode`] rows, then `$rest` (a literal: sqlx takes only static SQL).
+macro_rules! select_guest_codes {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, label, code_hash, valid_from, valid_until, max_uses, uses, revoked_at, \
+             created_at FROM guest_codes ",
+            $rest
+        )
+    };
+}
+
 /// A code given to a guest, stored as an argon2 hash.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct GuestCode {
@@ -252,25 +263,50 @@ impl Store {
 
     /// Every guest code, newest first.
     pub async fn guest_codes(&self) -> sqlx::Result<Vec<GuestCode>> {
-        sqlx::query_as(
-            "SELECT id, label, code_hash, valid_from, valid_until, max_uses, uses, revoked_at, created_at \
-             FROM guest_codes ORDER BY id DESC",
-        )
+        sqlx::query_as(select_guest_codes!("ORDER BY id DESC"))
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// The guest codes that can open the door at `now` (see [`GuestCode::refusal`]), newest
+    /// first: only these are worth an argon2 check.
+    pub async fn usable_guest_codes(&self, now: Millis) -> sqlx::Result<Vec<GuestCode>> {
+        sqlx::query_as(select_guest_codes!(
+            "WHERE revoked_at IS NULL AND valid_from <= $1 AND valid_until > $1 \
+             AND (max_uses IS NULL OR uses < max_uses) ORDER BY id DESC"
+        ))
+        .bind(now)
         .fetch_all(&self.pool)
         .await
     }
 
-    /// Counts one use of a code, unless it is revoked or used up in the meantime: two visitors
-    /// typing a one-use code at once cannot both get in.
-    pub async fn use_guest_code(&self, id: i64) -> sqlx::Result<bool> {
+    /// Counts one use of a code at `now`, unless it is revoked or used up in the meantime: two
+    /// visitors typing a one-use code at once cannot both get in.
+    pub async fn use_guest_code(&self, id: i64, now: Millis) -> sqlx::Result<bool> {
         let result = sqlx::query(
-            "UPDATE guest_codes SET uses = uses + 1 WHERE id = $1 AND revoked_at IS NULL \
-             AND (max_uses IS NULL OR uses < max_uses)",
+            "UPDATE guest_codes SET uses = uses + 1, last_used_at = $2 WHERE id = $1 \
+             AND revoked_at IS NULL AND (max_uses IS NULL OR uses < max_uses)",
         )
         .bind(id)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Deletes the guest codes that stopped working at or before `cutoff` — expired, revoked,
+    /// or used up with their last use — and returns how many. Nothing else refers to them: the
+    /// audit log holds the label itself.
+    pub async fn prune_guest_codes(&self, cutoff: Millis) -> sqlx::Result<u64> {
+        let result = sqlx::query(
+            "DELETE FROM guest_codes WHERE valid_until <= $1 OR revoked_at <= $1 \
+             OR (max_uses IS NOT NULL AND uses >= max_uses \
+                 AND COALESCE(last_used_at, created_at) <= $1)",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
     }
 
     /// Revokes a code; `false` when there is no such code or it was already revoked.

@@ -277,3 +277,196 @@ async fn a_visitor_who_hung_up_ends_the_round() {
     assert!(body.ends_with("<Response><Hangup/></Response>"), "{body}");
     assert_eq!(doorbell.outcomes().await, ["menu", "caller-hung-up"]);
 }
+
+/// A request as Twilio sends it to the `/twilio/voice` URL of a phone number: every parameter
+/// its reference lists for voice requests, with the older `Caller*`/`Called*` names.
+fn everything_twilio_sends(call_sid: &str, call_status: &str) -> Vec<(String, String)> {
+    let mut params = call_params(call_sid);
+    params.retain(|(k, _)| k != "CallStatus");
+    for (name, value) in [
+        ("CallStatus", call_status),
+        ("ApiVersion", "2010-04-01"),
+        ("Direction", "inbound"),
+        ("Called", common::TWILIO_NUMBER),
+        ("Caller", common::INTERCOM),
+        ("ForwardedFrom", "+15550007777"),
+        ("CallerName", "LOBBY INTERCOM"),
+        ("ParentCallSid", ""),
+        (
+            "CallToken",
+            "%7B%22parentCallInfoToken%22%3A%22eyJhbGciOiJFUzI1NiJ9%22%7D",
+        ),
+        ("StirVerstat", "TN-Validation-Passed-A"),
+        ("AddOns", r#"{"status":"successful","results":{}}"#),
+        ("CallerCity", "SAN FRANCISCO"),
+        ("CallerState", "CA"),
+        ("CallerZip", "94105"),
+        ("CallerCountry", "US"),
+        ("CalledCity", ""),
+        ("CalledState", "CA"),
+        ("CalledZip", ""),
+        ("CalledCountry", "US"),
+        ("FromCity", "SAN FRANCISCO"),
+        ("FromState", "CA"),
+        ("FromZip", "94105"),
+        ("FromCountry", "US"),
+        ("ToCity", ""),
+        ("ToState", "CA"),
+        ("ToZip", ""),
+        ("ToCountry", "US"),
+    ] {
+        params.push((name.to_owned(), value.to_owned()));
+    }
+    params
+}
+
+#[tokio::test]
+async fn every_parameter_twilio_documents_is_accepted() {
+    let doorbell = start(Backend::Sqlite).await;
+    let incoming = everything_twilio_sends(CALL_SID, "ringing");
+    let (status, body) = signed_post(&doorbell, "/twilio/voice", &incoming).await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut gather = everything_twilio_sends(CALL_SID, "in-progress");
+    for (name, value) in [
+        ("Digits", "1"),
+        ("FinishedOnKey", ""),
+        ("msg", "Gather End"),
+        ("SpeechResult", ""),
+        ("Confidence", "0.0"),
+    ] {
+        gather.push((name.to_owned(), value.to_owned()));
+    }
+    let (status, body) = signed_post(&doorbell, "/twilio/voice/gather", &gather).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Calling Ken."), "{body}");
+
+    let mut dial = everything_twilio_sends(CALL_SID, "in-progress");
+    for (name, value) in [
+        ("DialCallStatus", "completed"),
+        ("DialCallSid", "CAfedcba9876543210fedcba9876543210"),
+        ("DialCallDuration", "42"),
+        ("DialBridged", "true"),
+        ("RecordingUrl", ""),
+    ] {
+        dial.push((name.to_owned(), value.to_owned()));
+    }
+    let (status, body) = signed_post(&doorbell, "/twilio/voice/dial-status?tried=1", &dial).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(doorbell.outcomes().await, ["menu", "dialing", "answered"]);
+}
+
+#[tokio::test]
+async fn an_unknown_parameter_is_a_400_naming_it() {
+    let doorbell = start(Backend::Sqlite).await;
+    let junk = with(call_params(CALL_SID), "Junk", "1");
+    let (status, body) = signed_post(&doorbell, "/twilio/voice", &junk).await;
+    assert_eq!(status, 400);
+    assert_eq!(body.trim_end(), r#"unknown parameter "Junk""#);
+    let events = doorbell.store.events(10).await.unwrap();
+    assert_eq!(events.len(), 1, "nothing but the audit entry: {events:?}");
+    assert_eq!(
+        (
+            events[0].outcome.as_str(),
+            events[0].detail.as_str(),
+            events[0].call_sid.as_str()
+        ),
+        ("bad-request", r#"unknown parameter "Junk""#, CALL_SID)
+    );
+    // The call was not started: the same call, as Twilio sends it, is answered.
+    assert_eq!(
+        status_of(&doorbell, "/twilio/voice", &call_params(CALL_SID)).await,
+        200
+    );
+
+    let many = (0..7).fold(call_params(CALL_SID), |params, i| {
+        with(params, &format!("X{i}"), "")
+    });
+    let many = with(many, &"Y".repeat(200), "");
+    let (status, body) = signed_post(&doorbell, "/twilio/voice/gather", &many).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body.trim_end(),
+        r#"unknown parameters "X0", "X1", "X2", "X3", "X4" and 3 more"#
+    );
+    let metrics = reqwest::get(format!("{}/metrics", doorbell.service.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"doorbell_webhooks_refused_total{reason="unknown parameter"} 2"#),
+        "{metrics}"
+    );
+    still_serves(&doorbell).await;
+}
+
+#[tokio::test]
+async fn parameters_of_another_webhook_are_a_400() {
+    let doorbell = start(Backend::Sqlite).await;
+    let keys_too_early = with(call_params(CALL_SID), "Digits", common::OWNER_PIN);
+    let (status, body) = signed_post(&doorbell, "/twilio/voice", &keys_too_early).await;
+    assert_eq!(status, 400);
+    assert!(body.contains(r#"unknown parameter "Digits""#), "{body}");
+
+    assert_eq!(
+        status_of(&doorbell, "/twilio/voice", &call_params(CALL_SID)).await,
+        200
+    );
+    let dial_on_gather = with(
+        with(call_params(CALL_SID), "Digits", "1"),
+        "DialCallStatus",
+        "completed",
+    );
+    let (status, body) = signed_post(&doorbell, "/twilio/voice/gather", &dial_on_gather).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains(r#"unknown parameter "DialCallStatus""#),
+        "{body}"
+    );
+
+    let keys_on_dial = with(
+        with(call_params(CALL_SID), "DialCallStatus", "completed"),
+        "Digits",
+        common::OWNER_PIN,
+    );
+    let (status, body) = signed_post(
+        &doorbell,
+        "/twilio/voice/dial-status?tried=1",
+        &keys_on_dial,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains(r#"unknown parameter "Digits""#), "{body}");
+    assert_eq!(
+        doorbell.outcomes().await,
+        ["bad-request", "menu", "bad-request", "bad-request"]
+    );
+}
+
+#[tokio::test]
+async fn a_forged_request_with_unknown_parameters_is_a_403() {
+    let doorbell = start(Backend::Sqlite).await;
+    let junk = with(call_params(CALL_SID), "Junk", "1");
+    let (status, body) = post_signed_for(
+        &doorbell,
+        "/twilio/voice",
+        "https://elsewhere.example.com/twilio/voice",
+        &junk,
+    )
+    .await;
+    assert_eq!(status, 403, "the signature is checked first: {body}");
+    assert_eq!(doorbell.outcomes().await, ["refused"]);
+}
+
+#[tokio::test]
+async fn unknown_parameters_pass_when_not_strict() {
+    let doorbell = common::start_with(Backend::Sqlite, |settings| {
+        settings.strict_parameters = false;
+    })
+    .await;
+    let junk = with(call_params(CALL_SID), "NewTwilioParameter", "1");
+    assert_eq!(status_of(&doorbell, "/twilio/voice", &junk).await, 200);
+    assert_eq!(doorbell.outcomes().await, ["menu"]);
+}

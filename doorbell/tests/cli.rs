@@ -342,3 +342,36 @@ async fn a_bad_config_is_explained() {
     assert!(!ok);
     assert!(err.contains("TWILIO_AUTH_TOKEN"), "{err}");
 }
+
+#[tokio::test]
+async fn guest_add_prunes_codes_that_stopped_working_long_ago() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("guests.db").display());
+    let store = doorbell::store::Store::open(&database).await.unwrap();
+    let now = doorbell::store::now_millis();
+    let day = 24 * 3600 * 1000;
+    for (label, until) in [("Old", now - 31 * day), ("Recent", now - 29 * day)] {
+        store
+            .add_guest_code(label, "$argon2id$x", now - 60 * day, until, None, now)
+            .await
+            .unwrap();
+    }
+    let (ok, out, err) = run(doorbell()
+        .args(["guest", "add", "--database-url", &database])
+        .args(["--label", "New", "--valid-until", "+1d"]))
+    .await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("deleted 1 guest code(s) that stopped working over 30 days ago"),
+        "{out}"
+    );
+    let mut labels: Vec<String> = store
+        .guest_codes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|code| code.label)
+        .collect();
+    labels.sort();
+    assert_eq!(labels, ["New", "Recent"]);
+}

@@ -115,6 +115,17 @@ pub async fn start(backend: Backend) -> Doorbell {
 }
 
 pub async fn start_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> Doorbell {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = database_url(backend, dir.path()).await;
+    start_on(dir, database_url, customize).await
+}
+
+/// A doorbell on `database_url`, which may hold data already; `dir` lives as long as it.
+pub async fn start_on(
+    dir: tempfile::TempDir,
+    database_url: String,
+    customize: impl FnOnce(&mut Settings),
+) -> Doorbell {
     let fake = FakeTwilio::new(ACCOUNT_SID, Secret::new(AUTH_TOKEN));
     let fake_service = {
         let fake = fake.clone();
@@ -125,8 +136,6 @@ pub async fn start_with(backend: Backend, customize: impl FnOnce(&mut Settings))
     };
     let mut settings = settings(&fake_service.url());
     customize(&mut settings);
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = database_url(backend, dir.path()).await;
     let config = Config {
         settings,
         public_url: PUBLIC_URL.into(),
@@ -206,6 +215,22 @@ impl Doorbell {
             "expected {count} texts, got {texts:?}"
         );
         texts
+    }
+
+    /// The value of `doorbell_code_checks_total`: argon2 verifications so far.
+    pub async fn code_checks(&self) -> u64 {
+        let metrics = reqwest::get(format!("{}/metrics", self.service.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("doorbell_code_checks_total "))
+            .unwrap_or_else(|| panic!("no doorbell_code_checks_total in {metrics}"))
+            .parse()
+            .unwrap()
     }
 
     /// The audit log's outcomes, oldest first.
