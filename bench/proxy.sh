@@ -31,7 +31,8 @@ AUTOGROUP_NICE=$(awk '{print $3}' /proc/self/autogroup 2>/dev/null || true)
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pidfile in origin.pid nginx.pid varnish/varnishd.pid squid.pid; do
-        [[ -s $WORK/$pidfile ]] && kill "$(cat "$WORK/$pidfile")" 2>/dev/null || true
+        # A server stopped above may remove its pid file between the test and the read.
+        [[ -s $WORK/$pidfile ]] && kill "$(cat "$WORK/$pidfile" 2>/dev/null)" 2>/dev/null || true
     done
     sleep 1
     rm -rf "$WORK"
@@ -234,6 +235,8 @@ echo
 scenarios=("/4k 64" "/4k 256" "/64k 64" "/64k 256" "/pass 64")
 declare -A RESULT
 date -u +"Run: %Y-%m-%d %H:%M UTC, ${DURATION}s per run, $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+# Neighbours' load (other sessions' compilers) moves absolute numbers; say how much there was.
+echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| scenario | server | req/s | p50 | p99 | server CPU µs/req | req/s vs nginx |"
 echo "|---|---|---:|---:|---:|---:|---:|"
@@ -249,3 +252,5 @@ for scenario in "${scenarios[@]}"; do
         echo "| $path @ $connections | $server | $rps | $p50 | $p99 | $cpu | $ratio |"
     done
 done
+echo
+echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,6 +1,8 @@
 //! The admin listener: `/healthz`, `/metrics` (Prometheus), `/status` (JSON), and the purges —
 //! `PURGE <path>` with the site's Host for one URL, `POST /purge` with a `Surrogate-Key` header
-//! listing tags. Purges are allowed only from the configured CIDRs; others get 403.
+//! listing tags. Either is soft with `Soft-Purge: 1` (or Fastly's `Fastly-Soft-Purge: 1`): the
+//! objects are marked stale instead of removed. Purges are allowed only from the configured
+//! CIDRs; others get 403.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::cache::store::PurgeMode;
 use crate::cache::{key, purge};
 use crate::state::Shared;
 
@@ -24,6 +27,31 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/purge", post(purge_tags))
         .fallback(purge_url)
         .with_state(shared)
+}
+
+/// Hard, or soft when the request says `Soft-Purge: 1` or `Fastly-Soft-Purge: 1`.
+fn purge_mode(headers: &HeaderMap) -> PurgeMode {
+    let soft = [purge::SOFT_PURGE, purge::FASTLY_SOFT_PURGE]
+        .iter()
+        .any(|name| {
+            headers
+                .get(name)
+                .is_some_and(|v| v.as_bytes().trim_ascii() == b"1")
+        });
+    if soft {
+        PurgeMode::Soft
+    } else {
+        PurgeMode::Hard
+    }
+}
+
+/// Counts purged objects under the mode's metric.
+fn count(shared: &Shared, mode: PurgeMode, objects: usize) {
+    let counter = match mode {
+        PurgeMode::Hard => &shared.metrics.purged,
+        PurgeMode::Soft => &shared.metrics.soft_purged,
+    };
+    counter.inc_by(objects as u64);
 }
 
 /// Refuses peers outside the ACL.
@@ -66,10 +94,12 @@ async fn purge_tags(
         )
             .into_response();
     }
-    let purged = shared.store.purge_tags(&tags);
-    shared.metrics.purged.inc_by(purged as u64);
-    tracing::info!(%peer, ?tags, purged, "purged by tag");
-    Json(json!({ "purged": purged, "tags": tags })).into_response()
+    let mode = purge_mode(&headers);
+    let purged = shared.store.purge_tags(&tags, mode);
+    count(&shared, mode, purged);
+    let soft = mode == PurgeMode::Soft;
+    tracing::info!(%peer, ?tags, purged, soft, "purged by tag");
+    Json(json!({ "purged": purged, "tags": tags, "soft": soft })).into_response()
 }
 
 async fn purge_url(
@@ -103,10 +133,12 @@ async fn purge_url(
         Some(route) => key::normalise_target(target, route),
         None => target.to_owned(),
     };
-    let purged = shared.store.purge(&key::primary(&host, &target));
-    shared.metrics.purged.inc_by(purged as u64);
-    tracing::info!(%peer, %host, %target, purged, "purged URL");
-    Json(json!({ "purged": purged })).into_response()
+    let mode = purge_mode(&headers);
+    let purged = shared.store.purge(&key::primary(&host, &target), mode);
+    count(&shared, mode, purged);
+    let soft = mode == PurgeMode::Soft;
+    tracing::info!(%peer, %host, %target, purged, soft, "purged URL");
+    Json(json!({ "purged": purged, "soft": soft })).into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

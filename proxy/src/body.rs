@@ -37,13 +37,16 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
-/// Fails a body whose source goes silent for longer than `idle` between frames, so a backend
-/// that stalls mid-response does not hold the client forever. Size hints pass through, so a
-/// relayed body keeps its exact length.
+/// Fails a body whose source goes silent for longer than `idle` while it is waited for, so a
+/// backend that stalls mid-response does not hold the client forever. The timer is armed only
+/// when the source has nothing ready: a body already buffered (most small responses) costs no
+/// timer at all. Size hints pass through, so a relayed body keeps its exact length.
 pub struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// Whether `deadline` counts the current wait (it is re-armed after each frame).
+    armed: bool,
 }
 
 impl<B> IdleTimeout<B> {
@@ -51,7 +54,8 @@ impl<B> IdleTimeout<B> {
         Self {
             inner,
             idle,
-            deadline: Box::pin(tokio::time::sleep(idle)),
+            deadline: None,
+            armed: false,
         }
     }
 }
@@ -69,18 +73,27 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + this.idle;
-                this.deadline.as_mut().reset(next);
-                Poll::Ready(frame.map(|result| result.map_err(Into::into)))
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.armed = false;
+            return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
+        }
+        if !this.armed {
+            let at = tokio::time::Instant::now() + this.idle;
+            match &mut this.deadline {
+                Some(deadline) => deadline.as_mut().reset(at),
+                None => this.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
             }
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    Poll::Ready(Some(Err("the backend went silent mid-body".into())))
-                }
-                Poll::Pending => Poll::Pending,
-            },
+            this.armed = true;
+        }
+        match this
+            .deadline
+            .as_mut()
+            .map(|deadline| deadline.as_mut().poll(cx))
+        {
+            Some(Poll::Ready(())) => {
+                Poll::Ready(Some(Err("the backend went silent mid-body".into())))
+            }
+            _ => Poll::Pending,
         }
     }
 

@@ -13,7 +13,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,9 +26,10 @@ use hyper::body::Incoming;
 use crate::body::{self, BoxError, ProxyBody};
 use crate::cache::coalesce::{Coalescer, Flight, Outcome, Role};
 use crate::cache::freshness::{self, Exchange};
-use crate::cache::store::Usable;
+use crate::cache::store::{PurgeMode, Usable};
 use crate::cache::{CachedObject, key, purge, revalidate};
 use crate::config::Limits;
+use crate::framing::AmbiguousFraming;
 use crate::headers;
 use crate::metrics::CacheStatus;
 use crate::state::{Policy, Shared};
@@ -107,6 +108,13 @@ fn reject_bad_input(request: &Request<Incoming>, limits: &Limits) -> Option<Serv
     if target_length > limits.max_uri_bytes {
         return bad(StatusCode::URI_TOO_LONG, "request target too long");
     }
+    // RFC 9112 §6.1: a request with both may be an attempt to smuggle another in its body.
+    if request.extensions().get::<AmbiguousFraming>().is_some() {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "both Content-Length and Transfer-Encoding",
+        );
+    }
     let hosts = request.headers().get_all(header::HOST).iter().count();
     if hosts > 1 {
         return bad(StatusCode::BAD_REQUEST, "more than one Host header");
@@ -150,9 +158,9 @@ async fn serve(
     let bypass = headers::has_cookie(&parts.headers, &route.bypass_cookies);
     if !(route.cache && idempotent) || bypass {
         let upstream = UpstreamRequest {
-            method: parts.method.clone(),
+            method: parts.method,
             target,
-            headers: headers::forward_request(&parts.headers, peer.ip(), host_header.as_deref()),
+            headers: headers::forward_request(parts.headers, peer.ip(), host_header.as_deref()),
         };
         let status = if bypass {
             CacheStatus::Bypass
@@ -201,7 +209,7 @@ async fn pass(
     } else {
         UpstreamBody::Stream(body::stream(incoming))
     };
-    match client::send(pool, &upstream, body, &shared.metrics).await {
+    match client::send(pool, upstream, body, &shared.metrics).await {
         Ok(answer) => {
             let (mut parts, incoming) = answer.response.into_parts();
             client_facing(&mut parts.headers);
@@ -219,7 +227,7 @@ async fn pass(
 /// Removes what a client must not see from a backend's response headers.
 fn client_facing(headers: &mut HeaderMap) {
     headers::remove_hop_by_hop(headers);
-    headers.remove(purge::SURROGATE_KEY);
+    headers.remove(&purge::SURROGATE_KEY);
 }
 
 /// A cacheable request on its way through lookup, fetch and store.
@@ -244,7 +252,7 @@ impl Lookup {
     /// The request to send the backend; built only on a miss, so a hit copies no headers.
     fn upstream_request(&self) -> UpstreamRequest {
         let mut headers =
-            headers::forward_request(&self.client, self.peer, self.host_header.as_deref());
+            headers::forward_request(self.client.clone(), self.peer, self.host_header.as_deref());
         if self.strip_cookies {
             headers.remove(header::COOKIE);
         }
@@ -332,7 +340,7 @@ impl Lookup {
         let request_time = SystemTime::now();
         let result = client::send(
             &self.pool,
-            &request,
+            request,
             UpstreamBody::Bytes(Bytes::new()),
             &shared.metrics,
         )
@@ -399,7 +407,7 @@ impl Lookup {
             None => {
                 if stale.is_some() && !status.is_server_error() {
                     // The resource is no longer cacheable: its old copy must not be served either.
-                    shared.store.purge(&self.primary);
+                    shared.store.purge(&self.primary, PurgeMode::Hard);
                 }
                 if let Some(flight) = flight {
                     // An error page says nothing about the resource: waiters retry on their own,
@@ -434,6 +442,7 @@ impl Lookup {
                         stored_at: Instant::now(),
                         freshness,
                         tags,
+                        soft_purged: OnceLock::new(),
                     }),
                     flight,
                 };
@@ -497,6 +506,7 @@ impl Lookup {
             stored_at: Instant::now(),
             freshness: freshness.clone().unwrap_or_else(|| stale.freshness.clone()),
             tags: stale.tags.clone(),
+            soft_purged: OnceLock::new(),
         };
         match freshness {
             Some(_) => {
@@ -508,7 +518,7 @@ impl Lookup {
             }
             None => {
                 // The backend now forbids storing it: forget the old copy too.
-                shared.store.purge(&self.primary);
+                shared.store.purge(&self.primary, PurgeMode::Hard);
                 if let Some(flight) = flight {
                     flight.finish(Outcome::Uncacheable);
                 }

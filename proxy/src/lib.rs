@@ -6,6 +6,7 @@
 //!
 //! - [`config`]: the TOML policy, its validation and its plain-words description;
 //! - [`server`]: the accept loop, limits, graceful shutdown and reloads;
+//! - [`framing`]: spots requests with both Content-Length and Transfer-Encoding;
 //! - [`cache`]: keys, RFC 9111 freshness, the memory-bounded store, coalescing, revalidation,
 //!   purging;
 //! - [`upstream`]: backend pools, balancing, health checks, the backend client;
@@ -15,6 +16,7 @@ pub mod admin;
 pub mod body;
 pub mod cache;
 pub mod config;
+pub mod framing;
 pub mod handle;
 pub mod headers;
 pub mod metrics;

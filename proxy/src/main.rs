@@ -121,7 +121,13 @@ async fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    service::logging::init(cli.log_format);
+    // Log lines (one access line per request) are formatted on the event loop but written by a
+    // thread of their own, batched into few writes: a slow reader of stderr (a container's log
+    // driver) never stalls the proxy. If it falls 128k lines behind, lines are dropped, never
+    // requests. The guard flushes what is queued when the proxy stops.
+    let (log_writer, _flush_logs_on_exit) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
+    service::logging::init_with_writer(cli.log_format, log_writer);
     let listen = cli
         .listen
         .or(config.listen)

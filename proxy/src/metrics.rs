@@ -97,6 +97,7 @@ pub struct Metrics {
     pub store_objects: Gauge,
     pub evictions: Counter,
     pub purged: Counter,
+    pub soft_purged: Counter,
     pub reloads: Family<Labels, Counter>,
 }
 
@@ -186,6 +187,12 @@ impl Metrics {
             "Objects removed by PURGE or tag purges",
             purged.clone(),
         );
+        let soft_purged = Counter::default();
+        registry.register(
+            "cache_soft_purged",
+            "Objects marked stale by soft purges (PURGE or tag purges with Soft-Purge: 1)",
+            soft_purged.clone(),
+        );
         let reloads = Family::default();
         registry.register(
             "config_reloads",
@@ -207,6 +214,7 @@ impl Metrics {
             store_objects,
             evictions,
             purged,
+            soft_purged,
             reloads,
         }
     }

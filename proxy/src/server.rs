@@ -1,6 +1,7 @@
 //! The client-facing listener: an HTTP/1.1 accept loop with the request limits of the current
 //! policy, graceful shutdown, and policy reloads that leave open connections alone.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::Path;
@@ -15,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::admin;
 use crate::config::{Config, ConfigError};
+use crate::framing::{AmbiguousFraming, FramingGuard};
 use crate::metrics::Metrics;
 use crate::state::{Policy, Shared};
 
@@ -130,7 +132,13 @@ async fn accept_loop(
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes);
         let shared = shared.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let (stream, ambiguous) = FramingGuard::new(stream, limits.max_header_bytes);
+        let requests = Cell::new(0);
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let ordinal = requests.replace(requests.get() + 1);
+            if ambiguous.is(ordinal) {
+                request.extensions_mut().insert(AmbiguousFraming);
+            }
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(crate::handle::handle(shared, peer, request).await) }
         });

@@ -2,6 +2,9 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
 use common::{Origin, Reply, Seen, TestProxy, client, config_toml, get};
 
 fn tagged() -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
@@ -175,4 +178,123 @@ async fn metrics_and_status_report_traffic_backends_and_store() {
     );
     assert_eq!(status["pools"][0]["backends"][0]["healthy"], true);
     assert_eq!(status["store"]["objects"], 1);
+}
+
+/// Answers `#n` tagged `post-42` with a long lifetime and grace, an ETag per version, and
+/// `status` instead while it is not 200.
+fn versioned(status: Arc<AtomicU16>) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |seen| match status.load(Ordering::Relaxed) {
+        200 => Reply::ok(format!("#{}", seen.nth))
+            .cache("max-age=600, stale-while-revalidate=600, stale-if-error=600")
+            .header("etag", &format!("\"v{}\"", seen.nth))
+            .header("surrogate-key", "post-42"),
+        code => Reply::status(code),
+    }
+}
+
+async fn purge_tags_softly(proxy: &TestProxy, header: &str) -> serde_json::Value {
+    let response = client()
+        .post(proxy.admin_url("/purge"))
+        .header("surrogate-key", "post-42")
+        .header(header, "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn soft_purge_by_tag_sends_the_next_request_to_the_origin_and_keeps_the_copy_for_errors() {
+    let status = Arc::new(AtomicU16::new(200));
+    let origin = Origin::start(versioned(status.clone())).await;
+    let proxy = TestProxy::for_origins(&[&origin]).await;
+    let url = proxy.url("/posts/42");
+    assert_eq!(get(&url).await, (200, "MISS".into(), "#1".into()));
+    assert_eq!(get(&url).await, (200, "HIT".into(), "#1".into()));
+
+    let answer = purge_tags_softly(&proxy, "soft-purge").await;
+    assert_eq!(answer["purged"], 1);
+    assert_eq!(answer["soft"], true);
+    assert_eq!(proxy.status().await["store"]["objects"], 1, "kept");
+    // Not served stale-while-revalidate despite its grace: the writer must see the new page.
+    assert_eq!(get(&url).await, (200, "MISS".into(), "#2".into()));
+    assert_eq!(
+        origin.seen()[1].headers["if-none-match"],
+        "\"v1\"",
+        "revalidated with the stored validator"
+    );
+    assert_eq!(get(&url).await, (200, "HIT".into(), "#2".into()));
+
+    // Fastly's header works too; the soft-purged copy stands in for a failing origin only.
+    let answer = purge_tags_softly(&proxy, "fastly-soft-purge").await;
+    assert_eq!(answer["purged"], 1);
+    status.store(503, Ordering::Relaxed);
+    assert_eq!(get(&url).await, (200, "STALE".into(), "#2".into()));
+    assert_eq!(origin.count("/posts/42"), 3, "the 503 was asked for");
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        common::sample(&metrics, "proxy_cache_soft_purged_total"),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        common::sample(&metrics, "proxy_cache_purged_total"),
+        Some(0.0)
+    );
+
+    // Hard purges still remove: with the origin failing there is nothing left to serve.
+    let answer: serde_json::Value = purge_tags(&proxy, "post-42").await.json().await.unwrap();
+    assert_eq!(
+        (answer["purged"].clone(), answer["soft"].clone()),
+        (1.into(), false.into())
+    );
+    assert_eq!(get(&url).await.0, 503);
+    assert_eq!(proxy.status().await["store"]["objects"], 0);
+}
+
+#[tokio::test]
+async fn soft_purge_of_one_url_revalidates_and_serves_stale_with_the_origin_stopped() {
+    let origin = Origin::start(|seen: &Seen| {
+        let reply = if seen
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"same\"")
+        {
+            Reply::status(304)
+        } else {
+            Reply::ok(format!("#{}", seen.nth))
+        };
+        reply
+            .cache("max-age=600, stale-while-revalidate=600, stale-if-error=600")
+            .header("etag", "\"same\"")
+    })
+    .await;
+    let proxy = TestProxy::for_origins(&[&origin]).await;
+    let url = proxy.url("/about");
+    let soft_purge = || {
+        client()
+            .request(
+                reqwest::Method::from_bytes(b"PURGE").unwrap(),
+                proxy.admin_url("/about"),
+            )
+            .header("host", proxy.addr.to_string())
+            .header("soft-purge", "1")
+            .send()
+    };
+    assert_eq!(get(&url).await, (200, "MISS".into(), "#1".into()));
+    let answer: serde_json::Value = soft_purge().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (answer["purged"].clone(), answer["soft"].clone()),
+        (1.into(), true.into())
+    );
+    // Unchanged at the origin: a 304 makes the stored copy fresh again.
+    assert_eq!(get(&url).await, (200, "HIT".into(), "#1".into()));
+    assert_eq!(origin.count("/about"), 2);
+    assert_eq!(get(&url).await, (200, "HIT".into(), "#1".into()));
+    assert_eq!(origin.count("/about"), 2, "fresh after the 304");
+
+    soft_purge().await.unwrap();
+    origin.stop().await;
+    assert_eq!(get(&url).await, (200, "STALE".into(), "#1".into()));
 }

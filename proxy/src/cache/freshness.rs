@@ -38,19 +38,30 @@ impl CacheControl {
                     None => (directive.trim(), None),
                 };
                 let seconds = || argument.and_then(|a| a.parse::<u64>().ok());
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => cc.no_store = true,
-                    "no-cache" => cc.no_cache = true,
-                    "private" => cc.private = true,
-                    "public" => cc.public = true,
-                    "must-revalidate" => cc.must_revalidate = true,
-                    "proxy-revalidate" => cc.proxy_revalidate = true,
+                // Compared in place: lower-casing a copy would allocate for every directive of
+                // every response.
+                let is = |directive: &str| name.eq_ignore_ascii_case(directive);
+                if is("no-store") {
+                    cc.no_store = true;
+                } else if is("no-cache") {
+                    cc.no_cache = true;
+                } else if is("private") {
+                    cc.private = true;
+                } else if is("public") {
+                    cc.public = true;
+                } else if is("must-revalidate") {
+                    cc.must_revalidate = true;
+                } else if is("proxy-revalidate") {
+                    cc.proxy_revalidate = true;
+                } else if is("max-age") {
                     // A malformed max-age makes the response stale (RFC 9111 §4.2.1).
-                    "max-age" => cc.max_age = Some(seconds().unwrap_or(0)),
-                    "s-maxage" => cc.s_maxage = Some(seconds().unwrap_or(0)),
-                    "stale-while-revalidate" => cc.stale_while_revalidate = seconds(),
-                    "stale-if-error" => cc.stale_if_error = seconds(),
-                    _ => {}
+                    cc.max_age = Some(seconds().unwrap_or(0));
+                } else if is("s-maxage") {
+                    cc.s_maxage = Some(seconds().unwrap_or(0));
+                } else if is("stale-while-revalidate") {
+                    cc.stale_while_revalidate = seconds();
+                } else if is("stale-if-error") {
+                    cc.stale_if_error = seconds();
                 }
             }
         }

@@ -4,15 +4,20 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// The response header a backend lists an object's tags in, space-separated.
-pub const SURROGATE_KEY: &str = "surrogate-key";
+pub const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+
+/// A purge request header: `1` marks the objects stale instead of removing them.
+pub const SOFT_PURGE: HeaderName = HeaderName::from_static("soft-purge");
+/// Fastly's name for [`SOFT_PURGE`], accepted so that tools written for Fastly work as is.
+pub const FASTLY_SOFT_PURGE: HeaderName = HeaderName::from_static("fastly-soft-purge");
 
 /// The tags a response or a purge request names.
 pub fn tags(headers: &HeaderMap) -> Vec<String> {
     let mut tags: Vec<String> = headers
-        .get_all(SURROGATE_KEY)
+        .get_all(&SURROGATE_KEY)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(str::split_whitespace)

@@ -10,7 +10,7 @@
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,6 +33,21 @@ pub struct CachedObject {
     pub freshness: Freshness,
     pub vary: Vec<HeaderName>,
     pub tags: Vec<String>,
+    /// When a soft purge marked it: from then on it is stale whatever its lifetime said, and
+    /// its stale-if-error window counts from that moment.
+    pub soft_purged: OnceLock<Instant>,
+}
+
+/// What a purge does to the objects it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeMode {
+    /// Removes them.
+    Hard,
+    /// Keeps them but marks them stale (Fastly's soft purge, xkey's `softpurge`): the next
+    /// request goes to the backend, which may answer 304 to the stored validators, and the old
+    /// copy stands in only when the backend fails (stale-if-error), never for
+    /// stale-while-revalidate.
+    Soft,
 }
 
 /// What may be done with a stored object now.
@@ -54,7 +69,7 @@ impl CachedObject {
     pub fn usable(&self, now: Instant) -> Usable {
         let age = self.age(now);
         let f = &self.freshness;
-        if f.revalidate_always {
+        if f.revalidate_always || self.soft_purged.get().is_some() {
             Usable::Stale
         } else if age < f.lifetime {
             Usable::Fresh
@@ -67,7 +82,11 @@ impl CachedObject {
 
     /// Whether it may stand in for a failed backend (stale-if-error).
     pub fn usable_on_error(&self, now: Instant) -> bool {
-        self.age(now) < self.freshness.lifetime + self.freshness.stale_if_error
+        let expired_at_age = match self.soft_purged.get() {
+            Some(&purged) => self.freshness.lifetime.min(self.age(purged)),
+            None => self.freshness.lifetime,
+        };
+        self.age(now) < expired_at_age + self.freshness.stale_if_error
     }
 
     /// What it costs in memory: body, headers and a fixed allowance for bookkeeping.
@@ -188,23 +207,37 @@ impl Store {
         object
     }
 
-    /// Removes every variant of `primary`; returns how many there were.
-    pub fn purge(&self, primary: &str) -> usize {
-        let mut removed = Removed::new();
-        self.shard(primary)
-            .lock()
-            .expect("not poisoned")
-            .remove_resource(primary, &mut removed);
-        self.forget(&removed);
-        removed.len()
+    /// Purges every variant of `primary`; returns how many there were.
+    pub fn purge(&self, primary: &str, mode: PurgeMode) -> usize {
+        let mut shard = self.shard(primary).lock().expect("not poisoned");
+        match mode {
+            PurgeMode::Hard => {
+                let mut removed = Removed::new();
+                shard.remove_resource(primary, &mut removed);
+                drop(shard);
+                self.forget(&removed);
+                removed.len()
+            }
+            PurgeMode::Soft => {
+                let Some(resource) = shard.resources.get(primary) else {
+                    return 0;
+                };
+                let now = Instant::now();
+                for variant in &resource.variants {
+                    // A second soft purge keeps the first mark: the copy has been stale since.
+                    let _ = variant.object.soft_purged.set(now);
+                }
+                resource.variants.len()
+            }
+        }
     }
 
-    /// Removes every object stored with any of `tags`; returns how many.
-    pub fn purge_tags(&self, tags: &[String]) -> usize {
+    /// Purges every object stored with any of `tags`; returns how many.
+    pub fn purge_tags(&self, tags: &[String], mode: PurgeMode) -> usize {
         self.tags
             .lookup(tags)
             .iter()
-            .map(|primary| self.purge(primary))
+            .map(|primary| self.purge(primary, mode))
             .sum()
     }
 
@@ -424,6 +457,7 @@ mod tests {
             },
             vary: Vec::new(),
             tags: vec!["t".into()],
+            soft_purged: OnceLock::new(),
         }
     }
 
@@ -443,8 +477,52 @@ mod tests {
         let stats = store.stats();
         assert!(stats.bytes <= 64 * 1024, "{stats:?}");
         assert!(evictions.get() > 100);
-        assert_eq!(store.purge_tags(&["t".into()]) as u64, stats.objects);
+        assert_eq!(
+            store.purge_tags(&["t".into()], PurgeMode::Soft) as u64,
+            stats.objects
+        );
+        assert_eq!(
+            store.stats().objects,
+            stats.objects,
+            "soft purges keep objects"
+        );
+        assert_eq!(
+            store.purge_tags(&["t".into()], PurgeMode::Hard) as u64,
+            stats.objects
+        );
         assert_eq!(store.stats().objects, 0);
         assert_eq!(store.stats().bytes, 0);
+    }
+
+    #[test]
+    fn a_soft_purged_object_is_stale_and_stands_in_for_errors_from_the_purge_on() {
+        let store = Store::new(64 * 1024, 4 * 1024, Counter::default());
+        let none = HeaderMap::new();
+        let mut fresh = object(10);
+        fresh.freshness.grace = Duration::from_secs(600);
+        fresh.freshness.stale_if_error = Duration::from_secs(10);
+        let stored = store.insert("/p", &none, fresh);
+        let now = Instant::now();
+        assert_eq!(stored.usable(now), Usable::Fresh);
+        assert_eq!(store.purge("/p", PurgeMode::Soft), 1);
+        let purged = *stored.soft_purged.get().expect("marked");
+        assert_eq!(
+            stored.usable(purged),
+            Usable::Stale,
+            "no grace after a soft purge"
+        );
+        assert!(stored.usable_on_error(purged + Duration::from_secs(9)));
+        assert!(
+            !stored.usable_on_error(purged + Duration::from_secs(11)),
+            "stale-if-error counts from the purge, not from the end of the lifetime"
+        );
+        assert_eq!(store.purge("/p", PurgeMode::Soft), 1);
+        assert_eq!(
+            stored.soft_purged.get(),
+            Some(&purged),
+            "the first mark stays"
+        );
+        assert_eq!(store.purge("/p", PurgeMode::Hard), 1);
+        assert!(store.lookup("/p", &none).is_none());
     }
 }

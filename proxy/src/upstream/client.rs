@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::uri::Scheme;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -31,9 +32,9 @@ pub fn build(settings: &crate::config::PoolSettings) -> HttpClient {
         .build(connector)
 }
 
-/// What to send a backend, minus the body: kept so that a retry or a background revalidation
-/// can send it again.
-#[derive(Debug, Clone)]
+/// What to send a backend, minus the body. [`send`] copies the headers only when a retry on
+/// another backend may need them again.
+#[derive(Debug)]
 pub struct UpstreamRequest {
     pub method: Method,
     /// Origin-form target: `/path?query`.
@@ -117,17 +118,25 @@ pub struct Upstream {
 /// Sends `request` to a backend of `pool`, retrying once on another backend as described above.
 pub async fn send(
     pool: &Pool,
-    request: &UpstreamRequest,
+    request: UpstreamRequest,
     body: UpstreamBody,
     metrics: &Metrics,
 ) -> Result<Upstream, UpstreamError> {
     let started = Instant::now();
     let idempotent = matches!(request.method, Method::GET | Method::HEAD);
-    let mut tried = Vec::with_capacity(2);
+    let UpstreamRequest {
+        method,
+        target,
+        mut headers,
+    } = request;
+    let mut first_backend = None;
     let mut body = Some(body);
     loop {
-        let backend = pool.pick(&tried).ok_or(UpstreamError::NoBackend)?;
-        tried.push(backend.addr);
+        let backend = pool
+            .pick(first_backend.as_slice())
+            .ok_or(UpstreamError::NoBackend)?;
+        let is_first = first_backend.is_none();
+        first_backend = Some(backend.addr);
         let this_body = match body.take().expect("a body for each attempt") {
             UpstreamBody::Bytes(bytes) => {
                 body = Some(UpstreamBody::Bytes(bytes.clone()));
@@ -135,7 +144,15 @@ pub async fn send(
             }
             UpstreamBody::Stream(stream) => stream,
         };
-        match attempt(pool, &backend, request, this_body, metrics).await {
+        // The headers are copied only when a retry could need them again.
+        let may_retry = idempotent && is_first && pool.backend_count() > 1;
+        let these_headers = if may_retry {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
+        let outgoing = outgoing(&backend, &method, &target, these_headers, this_body)?;
+        match attempt(pool, &backend, outgoing, metrics).await {
             Ok(response) => {
                 return Ok(Upstream {
                     response,
@@ -143,7 +160,7 @@ pub async fn send(
                     elapsed: started.elapsed(),
                 });
             }
-            Err(error) if error.retryable() && idempotent && body.is_some() && tried.len() < 2 => {
+            Err(error) if error.retryable() && may_retry && body.is_some() => {
                 tracing::info!(pool = %pool.name, backend = %backend.addr, %error, "retrying on another backend");
                 metrics.retries.inc();
             }
@@ -152,19 +169,33 @@ pub async fn send(
     }
 }
 
+fn outgoing(
+    backend: &Backend,
+    method: &Method,
+    target: &str,
+    headers: HeaderMap,
+    body: ProxyBody,
+) -> Result<Request<ProxyBody>, UpstreamError> {
+    let authority = backend.authority.clone().ok_or(UpstreamError::Protocol)?;
+    let uri = Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority)
+        .path_and_query(target)
+        .build()
+        .map_err(|_| UpstreamError::Protocol)?;
+    let mut outgoing = Request::new(body);
+    *outgoing.method_mut() = method.clone();
+    *outgoing.uri_mut() = uri;
+    *outgoing.headers_mut() = headers;
+    Ok(outgoing)
+}
+
 async fn attempt(
     pool: &Pool,
     backend: &Arc<Backend>,
-    request: &UpstreamRequest,
-    body: ProxyBody,
+    outgoing: Request<ProxyBody>,
     metrics: &Metrics,
 ) -> Result<Response<Incoming>, UpstreamError> {
-    let mut outgoing = Request::new(body);
-    *outgoing.method_mut() = request.method.clone();
-    *outgoing.uri_mut() = format!("http://{}{}", backend.addr, request.target)
-        .parse()
-        .map_err(|_| UpstreamError::Protocol)?;
-    *outgoing.headers_mut() = request.headers.clone();
     let _in_flight = backend.begin_request();
     let started = Instant::now();
     let result = match tokio::time::timeout(

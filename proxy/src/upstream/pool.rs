@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use http::uri::Authority;
+
 use super::balance;
 use super::client::{self, HttpClient};
 use crate::config::PoolSettings;
@@ -15,6 +17,9 @@ use crate::metrics::BackendCounters;
 #[derive(Debug)]
 pub struct Backend {
     pub addr: SocketAddr,
+    /// `addr` for request URIs, made once; `None` for the rare address http's URI parser
+    /// refuses (an IPv6 zone id), whose requests then fail as invalid.
+    pub authority: Option<Authority>,
     outstanding: AtomicUsize,
     /// The active health checks' verdict; true until they say otherwise.
     healthy: AtomicBool,
@@ -42,6 +47,7 @@ impl Backend {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
+            authority: Authority::try_from(addr.to_string()).ok(),
             outstanding: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             active_streak: AtomicU32::new(0),
@@ -151,6 +157,10 @@ impl Pool {
 
     pub fn backends(&self) -> Arc<[Arc<Backend>]> {
         self.backends.read().expect("not poisoned").clone()
+    }
+
+    pub fn backend_count(&self) -> usize {
+        self.backends.read().expect("not poisoned").len()
     }
 
     pub fn pick(&self, exclude: &[SocketAddr]) -> Option<Arc<Backend>> {
