@@ -264,6 +264,10 @@ impl Invalidation {
 /// Asks the proxy to purge pages by surrogate key: `POST {admin}/purge` with a `Surrogate-Key`
 /// header. Without a configured proxy it does nothing; a failure is logged, never returned —
 /// the write has happened, and the page's `s-maxage` bounds how stale the proxy can be.
+///
+/// The purge is soft (`Soft-Purge: 1`, as Fastly's): the proxy must fetch the page again before
+/// serving it, but keeps the old copy for `stale-if-error`, so a page whose data just changed
+/// is still served, old, if the database goes down before anyone reads it again.
 #[derive(Debug, Clone)]
 pub struct Purger {
     target: Option<(reqwest::Client, String)>,
@@ -296,6 +300,7 @@ impl Purger {
         let result = client
             .post(url)
             .header("surrogate-key", &value)
+            .header("soft-purge", "1")
             .send()
             .await
             .and_then(reqwest::Response::error_for_status);

@@ -115,8 +115,11 @@ async fn a_new_post_shows_on_every_listing_it_belongs_to() {
     );
 }
 
+/// A purge the proxy received: its surrogate keys, and whether it was soft.
+type Purge = (String, bool);
+
 /// A stand-in for the proxy's admin endpoint that records the purges it receives.
-async fn fake_proxy_admin() -> (String, Arc<Mutex<Vec<String>>>) {
+async fn fake_proxy_admin() -> (String, Arc<Mutex<Vec<Purge>>>) {
     let purges = Arc::new(Mutex::new(Vec::new()));
     let recorded = purges.clone();
     let router = axum::Router::new().route(
@@ -125,7 +128,8 @@ async fn fake_proxy_admin() -> (String, Arc<Mutex<Vec<String>>>) {
             let recorded = recorded.clone();
             async move {
                 let keys = headers["surrogate-key"].to_str().unwrap().to_owned();
-                recorded.lock().unwrap().push(keys);
+                let soft = headers.get("soft-purge").is_some_and(|value| value == "1");
+                recorded.lock().unwrap().push((keys, soft));
                 "purged"
             }
         }),
@@ -154,8 +158,10 @@ async fn writes_ask_the_proxy_to_purge_by_surrogate_key() {
 
     let purges = purges.lock().unwrap().clone();
     assert_eq!(purges.len(), 2, "{purges:?}");
-    assert_eq!(purges[0], format!("post-{}", post.id));
-    let new_post_keys: Vec<&str> = purges[1].split(' ').collect();
+    // Soft, so the proxy keeps the old pages for stale-if-error.
+    assert!(purges.iter().all(|(_, soft)| *soft), "{purges:?}");
+    assert_eq!(purges[0].0, format!("post-{}", post.id));
+    let new_post_keys: Vec<&str> = purges[1].0.split(' ').collect();
     for key in ["search", "front", "tag-go", &format!("author-{}", ann.id)] {
         assert!(new_post_keys.contains(&key), "{key} in {new_post_keys:?}");
     }
