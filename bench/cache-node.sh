@@ -10,7 +10,8 @@
 #
 # Reports ops/s, p50/p99 where the tool gives them, and the server's CPU time per operation
 # (utime+stime from /proc, so it is the server's own cost whatever else the machine does).
-# Not run by CI. Usage: bench/cache-node.sh   (REQUESTS=200000 SECONDS_PER_RUN=10 to change)
+# Not run by CI. Usage: bench/cache-node.sh   (REQUESTS=200000 SECONDS_PER_RUN=10 to change;
+# PARTS="resp memcache" to run only some of: resp memcache memory flood)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,8 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
 ITEMS=${ITEMS:-1000000}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
+PARTS=${PARTS:-resp memcache memory flood}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
@@ -62,8 +65,10 @@ start() {
 
 echo "# cache node benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 echo "# servers on CPU $SERVER_CPU, load generators on CPU $CLIENT_CPU; $(redis-server --version | cut -d' ' -f3), memcached $(memcached -V | cut -d' ' -f2)"
+echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
+if part resp; then
 echo "## RESP (redis-benchmark -n $REQUESTS -c 50)"
 echo
 echo "| server | test | value | pipeline | ops/s | p50 ms | p99 ms | server CPU µs/op |"
@@ -88,7 +93,9 @@ for server in redis cache; do
     kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 echo
+fi
 
+if part memcache; then
 echo "## memcached protocol (memcaslap -t ${SECONDS_PER_RUN}s -T 1 -c 32, 9:1 get/set)"
 echo
 echo "| server | value | ops/s | server CPU µs/op |"
@@ -108,11 +115,8 @@ for server in memcached cache; do
     kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 echo
+fi
 
-echo "## memory: RSS growth for $ITEMS items, 11-byte keys, 100-byte values"
-echo
-echo "| server | RSS before MiB | RSS after MiB | bytes per item |"
-echo "|---|---|---|---|"
 load() { # PROTOCOL PORT
     taskset -c "$CLIENT_CPU" python3 - "$1" "$2" "$ITEMS" <<'EOF'
 import socket, sys
@@ -141,6 +145,12 @@ for start in range(0, items, batch):
         sys.exit("unexpected reply: %r" % got[:80])
 EOF
 }
+
+if part memory; then
+echo "## memory: RSS growth for $ITEMS items, 11-byte keys, 100-byte values"
+echo
+echo "| server | RSS before MiB | RSS after MiB | bytes per item |"
+echo "|---|---|---|---|"
 for server in redis memcached cache; do
     port=$(free_port); mcport=$(free_port)
     case $server in
@@ -155,7 +165,9 @@ for server in redis memcached cache; do
     kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 echo
+fi
 
+if part flood; then
 flood_limit_mib=64
 echo "## write flood: 2 x $ITEMS writes of 100 bytes into a node with --max-memory ${flood_limit_mib}m"
 echo
@@ -170,3 +182,4 @@ printf '| limit MiB | used_memory MiB | RSS MiB | evicted keys |\n|---|---|---|-
 printf '| %s | %.1f | %.1f | %s |\n' "$flood_limit_mib" "$(echo "$used/1048576" | bc -l)" \
     "$(echo "$(rss_kb "$pid")/1024" | bc -l)" "$evicted"
 kill "$pid"; wait "$pid" 2>/dev/null || true
+fi

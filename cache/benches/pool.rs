@@ -96,6 +96,12 @@ struct Run {
     /// This process's CPU time per request: the client's own cost, which other processes on a
     /// busy machine hardly disturb (unlike throughput and latency).
     cpu_per_request: Duration,
+    /// This process's CPU time over the wall time: near 1 means the client thread is what
+    /// limits throughput; well below 1, it is waiting for the nodes (or for a CPU).
+    client_busy: f64,
+    /// How often the client thread went to sleep (waiting for replies) per request: the fewer,
+    /// the more replies each wake-up and each system call carry.
+    sleeps_per_request: f64,
 }
 
 /// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux; clock ticks
@@ -117,6 +123,17 @@ fn process_cpu() -> Duration {
     Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
+/// How many times the client thread has gone to sleep: `voluntary_ctxt_switches` of the main
+/// thread, which runs the whole (current-thread) runtime.
+fn client_sleeps() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Runs `op(i)` from `concurrency` tasks for `duration`, over keys chosen round-robin.
 async fn measure<F, Fut>(concurrency: usize, duration: Duration, op: F) -> Run
 where
@@ -125,6 +142,7 @@ where
 {
     let start = Instant::now();
     let cpu_before = process_cpu();
+    let sleeps_before = client_sleeps();
     let tasks: Vec<_> = (0..concurrency)
         .map(|task| {
             let op = op.clone();
@@ -147,6 +165,7 @@ where
     }
     let elapsed = start.elapsed();
     let cpu = process_cpu().saturating_sub(cpu_before);
+    let sleeps = client_sleeps().saturating_sub(sleeps_before);
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
     Run {
@@ -154,6 +173,8 @@ where
         p50: at(0.50),
         p99: at(0.99),
         cpu_per_request: cpu / u32::try_from(latencies.len()).unwrap_or(u32::MAX),
+        client_busy: cpu.as_secs_f64() / elapsed.as_secs_f64(),
+        sleeps_per_request: sleeps as f64 / latencies.len() as f64,
     }
 }
 
@@ -271,13 +292,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Side::Direct => measure_direct(&direct, &prefix, &args).await,
             };
             println!(
-                "round {} {:<12} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  client CPU {:>5.2} µs/req",
+                "round {} {:<12} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  client CPU {:>5.2} µs/req  \
+                 busy {:>3.0}%  sleeps {:.3}/req",
                 round + 1,
                 format!("{:?}", SIDES[index]),
                 run.per_second,
                 run.p50.as_micros(),
                 run.p99.as_micros(),
                 run.cpu_per_request.as_secs_f64() * 1e6,
+                run.client_busy * 100.0,
+                run.sleeps_per_request,
             );
             runs[index] = Some(run);
         }

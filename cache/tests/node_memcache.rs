@@ -441,3 +441,105 @@ async fn meta_stale_while_revalidate_gives_one_reader_the_win() {
         "fresh again: no W, X or Z"
     );
 }
+
+/// The CAS the reply line carries in its `c` flag.
+fn cas_of(line: &str) -> u64 {
+    let (_, flags) = meta_flags(line);
+    flag(&flags, 'c').unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn meta_set_with_i_stores_a_late_writer_s_value_as_stale() {
+    // Replies as memcached 1.6 gives them (checked side by side against memcached 1.6.18).
+    let node = TestNode::start().await;
+    let mut mc = node.raw_memcache().await;
+    let first = cas_of(&mc.ask("ms k 2 c\r\nv1\r\n").await);
+    let second = cas_of(&mc.ask("ms k 2 c T100 F1\r\nv2\r\n").await);
+
+    // A CAS older than the item's, with I: stored, marked stale, under the item's TTL (not
+    // the T given) and with a new CAS; its first reader is told to recompute it.
+    let stale = cas_of(
+        &mc.ask(&format!("ms k 3 C{first} I T5 F7 c\r\nold\r\n"))
+            .await,
+    );
+    assert!(stale != first && stale != second, "a new CAS");
+    mc.send("mg k c t f v\r\n").await;
+    let (code, flags) = meta_flags(&mc.line().await);
+    assert_eq!(mc.data(3).await, b"old");
+    assert_eq!(code, "VA");
+    let ttl: i64 = flag(&flags, 't').unwrap().parse().unwrap();
+    assert!((95..=100).contains(&ttl), "the item's TTL is kept: {ttl}");
+    assert_eq!(
+        [&flags[1], &flags[3], &flags[4], &flags[5]],
+        [&format!("c{stale}"), "f7", "X", "W"]
+    );
+    mc.send("mg k v\r\n").await;
+    assert_eq!(
+        mc.lines(2).await,
+        ["VA 3 Z X", "old"],
+        "memcached's flag order"
+    );
+
+    // A newer CAS is refused, with I or not; the item's own CAS stores a fresh value.
+    assert_eq!(
+        mc.ask(&format!("ms k 3 C{} I\r\nnew\r\n", stale + 1000))
+            .await,
+        "EX"
+    );
+    assert_eq!(mc.ask(&format!("ms k 3 C{stale} I\r\neql\r\n")).await, "HD");
+    mc.send("mg k v\r\n").await;
+    assert_eq!(mc.lines(2).await, ["VA 3", "eql"], "fresh: no X, W or Z");
+    // I without C is a plain set; a missing key is NF; append and add are not CAS stores.
+    assert_eq!(mc.ask("ms k 3 I\r\nnoc\r\n").await, "HD");
+    assert_eq!(mc.ask("ms missing 3 C1 I\r\nabc\r\n").await, "NF");
+    assert_eq!(mc.ask("ms k 1 C1 I MA\r\nx\r\n").await, "EX");
+    assert_eq!(mc.ask("ms k 1 C1 I ME\r\nx\r\n").await, "NS");
+    assert_eq!(
+        mc.ask("ms added 1 C1 ME\r\nx\r\n").await,
+        "HD",
+        "add ignores C"
+    );
+    // With E, the stale item takes the client's CAS.
+    assert_eq!(mc.ask("ms k 3 C1 I E9999 c\r\nold\r\n").await, "HD c9999");
+    assert_eq!(mc.ask("mg k c\r\n").await, "HD c9999 X W");
+
+    // A win already sent stays sent when a late writer's value is stored stale.
+    let old = cas_of(&mc.ask("ms u 2 c\r\nv1\r\n").await);
+    assert_eq!(mc.ask("ms u 2\r\nv2\r\n").await, "HD");
+    assert_eq!(mc.ask("md u I\r\n").await, "HD");
+    assert_eq!(mc.ask("mg u\r\n").await, "HD X W");
+    assert_eq!(mc.ask(&format!("ms u 3 C{old} I\r\nold\r\n")).await, "HD");
+    assert_eq!(mc.ask("mg u\r\n").await, "HD Z X");
+}
+
+#[tokio::test]
+async fn meta_delete_with_e_sets_the_new_cas() {
+    let node = TestNode::start().await;
+    let mut mc = node.raw_memcache().await;
+    // I with E: stale under the client's CAS, so its recomputed value can be stored with it.
+    assert_eq!(mc.ask("ms b 2\r\nv1\r\n").await, "HD");
+    assert_eq!(mc.ask("md b I E500\r\n").await, "HD");
+    mc.send("mg b c v\r\n").await;
+    assert_eq!(mc.lines(2).await, ["VA 2 c500 X W", "v1"]);
+    assert_eq!(mc.ask("ms b 2 C500\r\nv2\r\n").await, "HD");
+    // x with E: the emptied item takes it; a plain delete just deletes.
+    assert_eq!(mc.ask("ms d 2\r\nv1\r\n").await, "HD");
+    assert_eq!(mc.ask("md d x E700\r\n").await, "HD");
+    mc.send("mg d c s v\r\n").await;
+    assert_eq!(mc.lines(2).await, ["VA 0 c700 s0", ""]);
+    assert_eq!(mc.ask("md d E800\r\n").await, "HD");
+    assert_eq!(mc.ask("mg d v\r\n").await, "EN");
+    assert_eq!(mc.ask("md b E1 I C1\r\n").await, "EX", "C still guards");
+    assert_eq!(
+        mc.ask("md b Efoo I\r\n").await,
+        "CLIENT_ERROR bad command line format"
+    );
+
+    // Marking stale forgets a win sent before (as memcached does), so the next reader
+    // recomputes the value rather than everyone waiting on a recompute already done.
+    assert_eq!(mc.ask("ms w 2 T10\r\nv1\r\n").await, "HD");
+    assert_eq!(mc.ask("mg w R30\r\n").await, "HD W");
+    assert_eq!(mc.ask("md w I\r\n").await, "HD");
+    assert_eq!(mc.ask("mg w\r\n").await, "HD X W");
+    assert_eq!(mc.ask("mg w\r\n").await, "HD Z X");
+}

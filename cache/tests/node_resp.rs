@@ -615,3 +615,63 @@ async fn memory_stays_within_max_memory_by_evicting() {
     let kept: i64 = query(&mut con, &["DBSIZE"]).await;
     assert!(kept > 500, "only {kept} items in 1 MiB");
 }
+
+/// MSETNX from several connections at once over overlapping key sets: in every round exactly one
+/// call wins, and every key holds the winner's value — or, for the one key the winner left out,
+/// nothing. (Checking each key and then setting each would let two calls both see "absent" and
+/// both write.) Multi-threaded, so the connections' commands really run in parallel; the
+/// clients start each round together, so that their calls overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn msetnx_is_atomic_across_shards_under_concurrent_writers() {
+    const CLIENTS: usize = 4;
+    const ROUNDS: usize = 150;
+    // Many keys per call: the longer each call takes, the more the clients' calls overlap.
+    const KEYS: usize = 1000;
+    let node = TestNode::start().await;
+    let key = |round: usize, index: usize| format!("round{round}:key{index}");
+    let round_start = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let mut writers = Vec::new();
+    for client in 0..CLIENTS {
+        let mut con = node.redis().await;
+        let round_start = round_start.clone();
+        writers.push(tokio::spawn(async move {
+            let mut won = Vec::new();
+            for round in 0..ROUNDS {
+                // Client `client` leaves out key `client` and starts at a different key, so the
+                // sets overlap without being equal and the calls write in different orders.
+                let mut msetnx = redis::cmd("MSETNX");
+                for offset in 0..KEYS {
+                    let index = (client + offset) % KEYS;
+                    if index != client {
+                        msetnx.arg(key(round, index)).arg(client);
+                    }
+                }
+                round_start.wait().await;
+                won.push(msetnx.query_async::<i64>(&mut con).await.unwrap());
+            }
+            won
+        }));
+    }
+    let mut results = Vec::new();
+    for writer in writers {
+        results.push(writer.await.unwrap());
+    }
+    let mut con = node.redis().await;
+    for round in 0..ROUNDS {
+        let winners: Vec<usize> = (results.iter().enumerate())
+            .filter(|(_, won)| won[round] == 1)
+            .map(|(client, _)| client)
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let winner = winners[0];
+        let mut mget = redis::cmd("MGET");
+        for index in 0..KEYS {
+            mget.arg(key(round, index));
+        }
+        let values: Vec<Option<usize>> = mget.query_async(&mut con).await.unwrap();
+        for (index, value) in values.into_iter().enumerate() {
+            let expected = (index != winner).then_some(winner);
+            assert_eq!(value, expected, "round {round}, key {index}");
+        }
+    }
+}

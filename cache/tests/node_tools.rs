@@ -1,5 +1,6 @@
 //! The node against the tools users already have: memcached's conformance suite
-//! (`memccapable`), `redis-cli`, `redis-benchmark`, and the `cache healthcheck` subcommand.
+//! (`memccapable`), `memcaslap`, `redis-cli`, `redis-benchmark`, and the `cache healthcheck`
+//! subcommand.
 //! `scripts/test` installs the Debian packages these come from.
 
 mod node_support;
@@ -45,6 +46,47 @@ async fn memccapable_passes_every_ascii_test() {
     assert!(output.status.success(), "{report}");
     assert!(report.contains("[pass]"), "{report}");
     assert!(!report.contains("[FAIL]"), "{report}");
+}
+
+/// memcaslap, the load generator `bench/cache-node.sh` uses: its keys start with control bytes
+/// (0x10), which memcached accepts, so the node must too — else every request is an error and
+/// the benchmark measures nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memcaslap_runs_gets_and_sets_without_errors() {
+    let node = TestNode::start().await;
+    let output = run(
+        Command::new("memcaslap")
+            .args(["-x", "2000", "-T", "1", "-c", "4", "-X", "100", "-s"])
+            .arg(node.memcache.to_string()),
+        Duration::from_secs(60),
+    )
+    .await;
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(!report.contains("ERROR"), "{report}");
+    let count = |name: &str| -> u64 {
+        report
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+    };
+    assert_eq!(count("cmd_get:"), 1800, "{report}");
+    assert_eq!(count("cmd_set:"), 200, "{report}");
+    assert_eq!(count("get_misses:"), 0, "{report}");
+    let mut mc = node.raw_memcache().await;
+    mc.send("stats\r\n").await;
+    let mut hits = None;
+    loop {
+        let line = mc.line().await;
+        if line == "END" {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("STAT get_hits ") {
+            hits = value.parse::<u64>().ok();
+        }
+    }
+    assert_eq!(hits, Some(1800), "the node served every get");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

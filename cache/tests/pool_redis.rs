@@ -126,3 +126,41 @@ async fn a_stalled_node_is_skipped_then_flushed_before_reuse() {
     let flushes = format!("cache_pool_flushes_total{{node=\"{}\"}}", nodes[0]);
     assert_eq!(metric(&registry, &flushes), Some(1.0));
 }
+
+/// A node slower than the operation timeout, but still connected, costs the late request a miss
+/// and nothing else: a timeout is not a lost connection, so the node is not flushed afterwards
+/// and keeps serving what it holds. (The `redis` crate reports its response timeout as an I/O
+/// error; the pool once took that for a broken connection, reconnected, and flushed the node —
+/// under load, a healthy node's whole contents.)
+#[tokio::test]
+async fn a_slow_answer_is_a_miss_and_the_node_keeps_its_data() {
+    let redis = RedisServer::start().await;
+    let nodes = [redis.name()];
+    // The tests' default 1 s operation timeout: longer than the `redis` crate's own default
+    // response timeout (500 ms), which is what used to fire first.
+    let (pool, registry) = pool(&nodes);
+    let ttl = Duration::from_secs(60);
+    pool.set("post:1", &post(1), ttl).await;
+
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1300)
+        .arg("ALL")
+        .query_async(&mut raw(&redis.name()).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        pool.get::<Post>("post:1").await,
+        None,
+        "a timeout is a miss"
+    );
+    let errors = format!("cache_pool_errors_total{{node=\"{}\"}}", nodes[0]);
+    assert_eq!(metric(&registry, &errors), Some(1.0));
+
+    eventually("the value is served again after the pause", || async {
+        pool.get::<Post>("post:1").await == Some(post(1))
+    })
+    .await;
+    let flushes = format!("cache_pool_flushes_total{{node=\"{}\"}}", nodes[0]);
+    assert_eq!(metric(&registry, &flushes), Some(0.0));
+}

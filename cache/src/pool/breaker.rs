@@ -5,6 +5,7 @@
 //! dead node costs nothing but misses until the next probe.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use prometheus_client::metrics::gauge::Gauge;
@@ -50,6 +51,12 @@ pub(super) enum Transition {
 #[derive(Debug)]
 pub(super) struct Breaker {
     config: BreakerConfig,
+    /// Whether the state is `Closed { failures: 0 }`, the state of a healthy node: then
+    /// `permit` and `on_success` have nothing to change and answer from this flag, without the
+    /// lock or a clock read. Written only under the lock, so it never disagrees with `state` for
+    /// longer than the store takes to become visible; a request let through by a stale `true`
+    /// just after the breaker opened is one that started a moment earlier.
+    healthy: AtomicBool,
     state: Mutex<State>,
     /// `cache_pool_breaker_state` for this node, set on every change of state.
     gauge: Gauge,
@@ -60,6 +67,7 @@ impl Breaker {
         gauge.set(BreakerState::Closed as i64);
         Breaker {
             config,
+            healthy: AtomicBool::new(true),
             state: Mutex::new(State::Closed { failures: 0 }),
             gauge,
         }
@@ -68,6 +76,9 @@ impl Breaker {
     /// Whether a request may go to the node now (when closed, or as the half-open probe);
     /// `false` means skip the node.
     pub(super) fn permit(&self) -> bool {
+        if self.healthy.load(Ordering::Relaxed) {
+            return true;
+        }
         let now = Instant::now();
         let mut state = self.lock();
         match *state {
@@ -84,15 +95,15 @@ impl Breaker {
     }
 
     pub(super) fn on_success(&self) -> Transition {
+        if self.healthy.load(Ordering::Relaxed) {
+            return Transition::None;
+        }
         let mut state = self.lock();
-        match *state {
-            State::Closed { failures: 0 } => Transition::None,
-            State::Closed { .. } => {
-                *state = State::Closed { failures: 0 };
-                Transition::None
-            }
+        let was = std::mem::replace(&mut *state, State::Closed { failures: 0 });
+        self.healthy.store(true, Ordering::Relaxed);
+        match was {
+            State::Closed { .. } => Transition::None,
             State::Open { .. } | State::HalfOpen { .. } => {
-                *state = State::Closed { failures: 0 };
                 self.gauge.set(BreakerState::Closed as i64);
                 Transition::Closed
             }
@@ -101,6 +112,7 @@ impl Breaker {
 
     pub(super) fn on_failure(&self) -> Transition {
         let mut state = self.lock();
+        self.healthy.store(false, Ordering::Relaxed);
         let failures = match *state {
             State::Closed { failures } => failures + 1,
             // A failed probe (or a request that started before the breaker opened) re-opens it.

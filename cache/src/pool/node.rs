@@ -2,7 +2,12 @@
 //! node's circuit breaker, and its metrics.
 //!
 //! Every operation is bounded by the operation timeout and turned into `None` on any failure:
-//! the pool fails open, it never hands a cache error to the caller.
+//! the pool fails open, it never hands a cache error to the caller. On an established connection
+//! the bound is the connection's own response timeout (set to the operation timeout), so the
+//! common path arms one timer, not two; only connecting (and flushing) runs under a timer of ours.
+//!
+//! A timeout is not a lost connection: a slow answer is a miss and a failure for the breaker,
+//! but the connection is kept, so a node that was merely slow is not flushed afterwards.
 //!
 //! **Rejoin rule.** While a node is unreachable the pool drops writes and, worse, deletes — so
 //! when it comes back it may hold values the database has since changed. Whenever this pool has
@@ -85,22 +90,23 @@ impl Node {
             self.metrics.skipped.inc();
             return None;
         }
-        let mut connection_id = None;
-        let attempt = tokio::time::timeout(self.op_timeout, async {
-            let mut connection = self.connection().await?;
-            connection_id = Some(connection.id);
-            cmd.query_async(&mut connection.redis).await
-        })
-        .await;
+        let (connection_id, attempt) = match self.ready_connection() {
+            Some(mut connection) => (
+                Some(connection.id),
+                cmd.query_async(&mut connection.redis).await,
+            ),
+            // Rare and large (connect, flush): boxed, so the common path's future stays small.
+            None => Box::pin(self.connect_and_query(cmd)).await,
+        };
         let failure = match attempt {
-            Ok(Ok(value)) => {
+            Ok(value) => {
                 if self.breaker.on_success() == Transition::Closed {
                     tracing::info!(node = %self.name, "cache node is back");
                 }
                 return Some(value);
             }
-            Ok(Err(error)) => Failure::Redis(error),
-            Err(_elapsed) => Failure::Timeout,
+            Err(error) if error.is_timeout() => Failure::Timeout,
+            Err(error) => Failure::Redis(error),
         };
         self.metrics.errors.inc();
         if let Failure::Redis(error) = &failure
@@ -117,11 +123,34 @@ impl Node {
         None
     }
 
+    /// The connection to use as it is: one is up and no flush is pending.
+    fn ready_connection(&self) -> Option<Connection> {
+        if self.needs_flush.load(Ordering::Acquire) {
+            return None;
+        }
+        self.read_current()
+    }
+
+    /// Connects (and flushes a rejoining node) first, then runs `cmd`, all within the operation
+    /// timeout. Also the ID of the connection used, if there was one.
+    async fn connect_and_query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> (Option<u64>, redis::RedisResult<T>) {
+        let mut connection_id = None;
+        let attempt = tokio::time::timeout(self.op_timeout, async {
+            let mut connection = self.connection().await?;
+            connection_id = Some(connection.id);
+            cmd.query_async(&mut connection.redis).await
+        })
+        .await
+        .unwrap_or_else(|_elapsed| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()));
+        (connection_id, attempt)
+    }
+
     /// The current connection, connecting (and flushing a rejoining node) first if needed.
     async fn connection(&self) -> redis::RedisResult<Connection> {
-        if !self.needs_flush.load(Ordering::Acquire)
-            && let Some(connection) = self.read_current()
-        {
+        if let Some(connection) = self.ready_connection() {
             return Ok(connection);
         }
         let _connecting = self.connecting.lock().await;
@@ -169,8 +198,11 @@ impl Node {
             .into_connection_info()?
             // One round trip less per connect; the node does not need to know our name.
             .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.op_timeout))
+            .set_response_timeout(Some(self.op_timeout));
         redis::Client::open(info)?
-            .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
+            .get_multiplexed_async_connection_with_config(&config)
             .await
     }
 
@@ -198,7 +230,10 @@ impl Node {
     }
 }
 
-/// Whether `error` means the connection is unusable (rather than one command failing).
+/// Whether `error` means the connection is unusable (rather than one command failing). A
+/// timeout is an I/O error to the `redis` crate but says nothing about the connection: taking it
+/// for a broken one would reconnect, and so flush a node that was only slow.
 fn is_broken(error: &redis::RedisError) -> bool {
-    error.is_unrecoverable_error() || error.is_io_error() || error.is_connection_dropped()
+    !error.is_timeout()
+        && (error.is_unrecoverable_error() || error.is_io_error() || error.is_connection_dropped())
 }

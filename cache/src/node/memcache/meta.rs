@@ -1,10 +1,8 @@
 //! The meta commands: `mg` (get), `ms` (set), `md` (delete), `ma` (arithmetic), `mn` (no-op)
 //! and `me` (debug), each a key followed by one-letter flags, some with a token (`T30`, `O123`).
 //!
-//! Return flags are written in the order the request gave them, then `W`/`X`/`Z` (see [`get`]).
-//! Not supported (answered with `CLIENT_ERROR invalid flag` rather than silently ignored):
-//! `md … E` and `ms … I` (storing over a stale item with an older CAS). `E` (client-chosen
-//! CAS) works on `ms` and `ma`.
+//! Return flags are written in the order the request gave them, then `Z`/`X`/`W` (see [`get`]),
+//! in memcached's order. `E` (client-chosen CAS) works on `ms`, `md` and `ma`.
 //! `u` (don't bump) is accepted, but every read still counts for eviction and for `h`.
 
 use std::borrow::Cow;
@@ -139,6 +137,8 @@ struct Item {
 }
 
 impl Item {
+    /// The item's return flags, without `W`/`X`/`Z`: those are mg's alone (memcached sends
+    /// them with nothing else), and [`get`] sets them.
     fn of(entry: &Entry<'_>, now: u64) -> Self {
         Self {
             cas: entry.cas,
@@ -148,8 +148,8 @@ impl Item {
             fetched: entry.fetched,
             idle_secs: (now / 1000).saturating_sub(entry.last_access),
             win: false,
-            stale: entry.stale,
-            win_sent: entry.win_sent,
+            stale: false,
+            win_sent: false,
         }
     }
 }
@@ -191,9 +191,9 @@ fn return_flags(out: &mut Vec<u8>, flags: &Flags<'_>, key: &Key<'_>, item: Optio
     }
     if let Some(item) = item {
         for (set, flag) in [
-            (item.win, &b" W"[..]),
+            (item.win_sent, &b" Z"[..]),
             (item.stale, b" X"),
-            (item.win_sent, b" Z"),
+            (item.win, b" W"),
         ] {
             if set {
                 out.extend_from_slice(flag);
@@ -256,12 +256,15 @@ fn get<'a>(
             let due =
                 entry.stale || recache_below.is_some_and(|below| item.ttl >= 0 && item.ttl < below);
             item.win = due && !entry.win_sent;
+            item.stale = entry.stale;
+            item.win_sent = entry.win_sent;
             answer(out, entry.value, &item);
             let write = match (item.win, touch) {
                 (true, expires_at) => Write::Mark {
                     stale: false,
                     win_sent: true,
                     expires_at,
+                    cas: None,
                 },
                 (false, Some(expires_at)) => Write::Expire(expires_at),
                 (false, None) => Write::Keep,
@@ -278,15 +281,7 @@ fn get<'a>(
                 })
                 .unwrap_or(None);
             if let Some(item) = item {
-                answer(
-                    out,
-                    &[],
-                    &Item {
-                        win: true,
-                        win_sent: false,
-                        ..item
-                    },
-                );
+                answer(out, &[], &Item { win: true, ..item });
             }
         }
         Found::Miss if flags.has(b'q') => {}
@@ -343,7 +338,7 @@ fn set_block<'a>(
     tokens: impl Iterator<Item = &'a [u8]>,
     after: &[u8],
 ) -> Result<Step, &'static [u8]> {
-    let flags = Flags::parse(tokens, b"bcCEFkMNOqST")?;
+    let flags = Flags::parse(tokens, b"bcCEFIkMNOqST")?;
     let key = key(key_token, &flags)?;
     if key.stored.len().saturating_add(len) > ctx.node.store.max_item_size() {
         ctx.line(b"SERVER_ERROR object too large for cache");
@@ -372,6 +367,7 @@ fn set_block<'a>(
     let ttl = flags.number::<i64>(b'T')?.unwrap_or(0);
     let vivify = flags.number::<i64>(b'N')?;
     let new_cas = flags.number::<u64>(b'E')?;
+    let invalidate = flags.has(b'I');
     let now = ctx.now;
     let outcome = ctx
         .node
@@ -382,14 +378,33 @@ fn set_block<'a>(
                 flags,
                 expires_at,
                 cas: new_cas,
+                stale: false,
             };
             let fresh = put(Cow::Borrowed(data), client_flags, expiry(ttl, now));
             match (mode, entry) {
+                // Add ignores a CAS, as memcached's does.
+                (Mode::Add, Some(_)) => (Write::Keep, &b"NS"[..]),
+                (Mode::Add, None) => (fresh, b"HD"),
+                // `I` with a CAS older than the item's, in set or replace mode (memcached's
+                // "cas" store): a writer that lost a race still stores its value, but marked
+                // stale, under the item's TTL, so that a reader recomputes it.
+                (Mode::Set | Mode::Replace, Some(entry))
+                    if invalidate && compare.is_some_and(|cas| cas < entry.cas) =>
+                {
+                    let write = Write::Put {
+                        value: Cow::Borrowed(data),
+                        flags: client_flags,
+                        expires_at: entry.expires_at,
+                        cas: new_cas,
+                        stale: true,
+                    };
+                    (write, b"HD")
+                }
                 (_, Some(entry)) if compare.is_some_and(|cas| cas != entry.cas) => {
-                    (Write::Keep, &b"EX"[..])
+                    (Write::Keep, b"EX")
                 }
                 (_, None) if compare.is_some() => (Write::Keep, b"NF"),
-                (Mode::Set, _) | (Mode::Add, None) | (Mode::Replace, Some(_)) => (fresh, b"HD"),
+                (Mode::Set, _) | (Mode::Replace, Some(_)) => (fresh, b"HD"),
                 (Mode::Append | Mode::Prepend, Some(entry)) => {
                     let (first, second) = if mode == Mode::Append {
                         (entry.value, data)
@@ -431,9 +446,10 @@ fn delete<'a>(
     mut tokens: impl Iterator<Item = &'a [u8]>,
 ) -> Result<Step, &'static [u8]> {
     let key_token = tokens.next();
-    let flags = Flags::parse(tokens, b"bCIkOqTx")?;
+    let flags = Flags::parse(tokens, b"bCEIkOqTx")?;
     let key = key(key_token, &flags)?;
     let compare = flags.number::<u64>(b'C')?;
+    let new_cas = flags.number::<u64>(b'E')?;
     let keep_item = flags.has(b'x');
     let invalidate = flags.has(b'I');
     let ttl = flags.number::<i64>(b'T')?;
@@ -450,6 +466,7 @@ fn delete<'a>(
                     stale: true,
                     win_sent: false,
                     expires_at: ttl.map(|exptime| expiry(exptime, now)),
+                    cas: new_cas,
                 };
                 (write, b"HD")
             }
@@ -459,7 +476,8 @@ fn delete<'a>(
                     value: Cow::Borrowed(&[]),
                     flags: entry.flags,
                     expires_at: entry.expires_at,
-                    cas: None,
+                    cas: new_cas,
+                    stale: false,
                 };
                 (write, b"HD")
             }
@@ -509,6 +527,7 @@ fn arithmetic<'a>(
                         flags: 0,
                         expires_at: expiry(exptime, now),
                         cas: new_cas,
+                        stale: false,
                     };
                     (write, Ok(false))
                 }

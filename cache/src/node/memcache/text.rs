@@ -187,6 +187,7 @@ fn storage(ctx: &mut Ctx<'_>, command: &[u8], args: &[&[u8]], after: &[u8]) -> S
             flags,
             expires_at,
             cas: None,
+            stale: false,
         };
         match (command, entry) {
             (b"set", _) | (b"add", None) => (put(Cow::Borrowed(data)), &b"STORED"[..]),
@@ -209,6 +210,7 @@ fn storage(ctx: &mut Ctx<'_>, command: &[u8], args: &[&[u8]], after: &[u8]) -> S
                     flags: entry.flags,
                     expires_at: entry.expires_at,
                     cas: None,
+                    stale: false,
                 };
                 (write, b"STORED")
             }
@@ -304,6 +306,7 @@ pub(super) fn apply_delta(
                 flags: entry.flags,
                 expires_at: entry.expires_at,
                 cas,
+                stale: false,
             };
             (write, Ok(Some(new)))
         })

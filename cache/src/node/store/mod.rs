@@ -54,22 +54,27 @@ pub enum Write<'v> {
     /// Delete it (if it exists).
     Remove,
     /// Store this value, creating the item or replacing it; with `cas`, the item takes that
-    /// CAS value instead of a new unique one (memcached meta `E`).
+    /// CAS value instead of a new unique one (memcached meta `E`). `stale` stores it marked
+    /// stale, keeping whether a win was already sent (memcached `ms … I` with an older CAS: a
+    /// late writer's value is kept but still to be recomputed).
     Put {
         value: Cow<'v, [u8]>,
         flags: u32,
         expires_at: Option<u64>,
         cas: Option<u64>,
+        stale: bool,
     },
     /// Change only the expiry of the existing item.
     Expire(Option<u64>),
     /// Mark the existing item (memcached meta, stale-while-revalidate): `stale` also gives it
-    /// a new CAS, so that a client holding the old one cannot overwrite the recomputed value;
-    /// `expires_at` changes its expiry when given.
+    /// a new CAS (`cas` if given, memcached `md … E`), so that a client holding the old one
+    /// cannot overwrite the recomputed value, and forgets a win sent before, so that its next
+    /// reader recomputes it; `expires_at` changes its expiry when given.
     Mark {
         stale: bool,
         win_sent: bool,
         expires_at: Option<Option<u64>>,
+        cas: Option<u64>,
     },
     /// Create an empty item whose win is already sent (meta get `N` on a miss): the one client
     /// told so recomputes the value while the others see the placeholder.
@@ -198,14 +203,18 @@ impl Store {
                     flags,
                     expires_at,
                     cas,
+                    stale,
                 },
                 existing,
             ) => {
+                let win_sent =
+                    existing.map_or(0, |slot| shard.slot(slot).links.marks & marks::WIN_SENT);
                 let item = NewItem {
                     value: &value,
                     flags,
                     expires_at: expires_at.unwrap_or(0),
                     cas,
+                    marks: if stale { marks::STALE | win_sent } else { 0 },
                 };
                 shard.put(hash, existing, key, item, now, lookup)?;
             }
@@ -228,18 +237,21 @@ impl Store {
                     stale,
                     win_sent,
                     expires_at,
+                    cas,
                 },
                 Some(slot),
             ) => {
                 if let Some(expires_at) = expires_at {
                     shard.set_expiry(slot, expires_at.unwrap_or(0));
                 }
-                let cas = if stale { Some(shard.take_cas()) } else { None };
-                let item = shard.slot_mut(slot);
-                item.links.marks |= if stale { marks::STALE } else { 0 }
-                    | if win_sent { marks::WIN_SENT } else { 0 };
-                if let Some(cas) = cas {
+                if stale {
+                    let cas = cas.unwrap_or_else(|| shard.take_cas());
+                    let item = shard.slot_mut(slot);
                     item.cas = cas;
+                    item.links.marks = (item.links.marks | marks::STALE) & !marks::WIN_SENT;
+                }
+                if win_sent {
+                    shard.slot_mut(slot).links.marks |= marks::WIN_SENT;
                 }
                 shard.accessed(slot, now, lookup);
             }
@@ -249,11 +261,9 @@ impl Store {
                     flags: 0,
                     expires_at: expires_at.unwrap_or(0),
                     cas: None,
+                    marks: marks::WIN_SENT,
                 };
                 shard.put(hash, None, key, item, now, lookup)?;
-                if let Some(slot) = shard.find(hash, key, now) {
-                    shard.slot_mut(slot).links.marks |= marks::WIN_SENT;
-                }
             }
             (Write::Keep | Write::Vivify { .. }, Some(slot)) => shard.accessed(slot, now, lookup),
             (
@@ -292,10 +302,66 @@ impl Store {
                     flags,
                     expires_at,
                     cas: None,
+                    stale: false,
                 },
                 (),
             )
         })
+    }
+
+    /// Stores every pair — or, with `only_if_all_absent`, none if any of the keys exists — as
+    /// one step (Redis's MSET and MSETNX): the shards of all the keys are locked together, so
+    /// no other request sees or makes a state in between. They are locked in index order, and
+    /// every other operation holds one shard at a time, so this cannot deadlock. Whether it
+    /// stored; on an error nothing is stored.
+    pub fn set_many(
+        &self,
+        pairs: &[(&[u8], &[u8])],
+        only_if_all_absent: bool,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        self.run_pending_flush(now);
+        let hashes: Vec<u64> = pairs
+            .iter()
+            .map(|(key, _)| self.hasher.hash_one(key))
+            .collect();
+        let mut indices: Vec<usize> = hashes.iter().map(|&hash| self.shard_index(hash)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        let mut shards: Vec<MutexGuard<'_, Shard>> = indices
+            .iter()
+            .map(|&index| lock(&self.shards[index]))
+            .collect();
+        let position = |hash| {
+            indices
+                .binary_search(&self.shard_index(hash))
+                .unwrap_or_else(|_| unreachable!("every key's shard is locked"))
+        };
+        for (&(key, value), &hash) in pairs.iter().zip(&hashes) {
+            let shard = &mut shards[position(hash)];
+            if key.len() + value.len() > self.max_item_size {
+                return Err(StoreError::TooLarge);
+            }
+            if !shard.can_hold(key.len() + value.len()) {
+                return Err(StoreError::OutOfMemory);
+            }
+            if only_if_all_absent && shard.find(hash, key, now).is_some() {
+                return Ok(false);
+            }
+        }
+        for (&(key, value), &hash) in pairs.iter().zip(&hashes) {
+            let shard = &mut shards[position(hash)];
+            let existing = shard.find(hash, key, now);
+            let item = NewItem {
+                value,
+                flags: 0,
+                expires_at: 0,
+                cas: None,
+                marks: 0,
+            };
+            shard.put(hash, existing, key, item, now, Lookup::Write)?;
+        }
+        Ok(true)
     }
 
     /// Deletes `key`; whether it existed.
@@ -404,9 +470,12 @@ impl Store {
     }
 
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[self.shard_index(hash)])
+    }
+
+    fn shard_index(&self, hash: u64) -> usize {
         // The high bits: hashbrown uses the low ones for its own bucket choice.
-        let index = (hash >> 58) as usize & (self.shards.len() - 1);
-        lock(&self.shards[index])
+        (hash >> 58) as usize & (self.shards.len() - 1)
     }
 }
 
@@ -465,6 +534,8 @@ struct NewItem<'a> {
     expires_at: u64,
     /// A CAS value chosen by the client, else a new unique one.
     cas: Option<u64>,
+    /// The meta-protocol marks it starts with.
+    marks: u8,
 }
 
 /// What the allocator hands out for a request of `len` bytes (glibc: an 8-byte header, 16-byte
@@ -563,6 +634,11 @@ impl Shard {
             + self.policy.ghost_bytes()
     }
 
+    /// Whether an item of `len` bytes of key and value fits in this shard at all.
+    fn can_hold(&self, len: usize) -> bool {
+        allocation_charge(len) + (size_of::<Option<Slot>>() as u64) <= self.capacity
+    }
+
     /// The live item under `key`, removing it first if it has expired.
     fn find(&mut self, hash: u64, key: &[u8], now: u64) -> Option<u32> {
         let slots = &self.slots;
@@ -617,15 +693,16 @@ impl Shard {
             flags,
             expires_at,
             cas,
+            marks,
         } = item;
+        if !self.can_hold(key.len() + value.len()) {
+            return Err(StoreError::OutOfMemory);
+        }
         let mut data = Vec::with_capacity(key.len() + value.len());
         data.extend_from_slice(key);
         data.extend_from_slice(value);
         let data = data.into_boxed_slice();
         let charge = allocation_charge(data.len());
-        if charge + (size_of::<Option<Slot>>() as u64) > self.capacity {
-            return Err(StoreError::OutOfMemory);
-        }
         let cas = cas.unwrap_or_else(|| self.take_cas());
         self.counters.stored += 1;
         let slot = match existing {
@@ -636,8 +713,8 @@ impl Shard {
                 item.data = data;
                 item.flags = flags;
                 item.cas = cas;
-                // A new value is neither read yet nor stale.
-                item.links.marks = 0;
+                // A new value is not read yet.
+                item.links.marks = marks;
                 let queue = item.links.queue;
                 self.policy.resize(queue, old_charge, charge);
                 self.data_bytes = self.data_bytes - old_charge + charge;
@@ -658,7 +735,7 @@ impl Shard {
                         next: NIL,
                         queue: Queue::Small,
                         frequency: 0,
-                        marks: 0,
+                        marks,
                     },
                 };
                 let slot = match self.free.pop() {
@@ -672,7 +749,7 @@ impl Shard {
                     }
                 };
                 let links = self.policy.admit(&mut self.slots, slot, hash);
-                self.slot_mut(slot).links = links;
+                self.slot_mut(slot).links = Links { marks, ..links };
                 let (slots, hasher) = (&self.slots, &self.hasher);
                 self.table
                     .insert_unique(hash, slot, |&other| match &slots[other as usize] {
@@ -872,6 +949,31 @@ mod tests {
         seen.sort();
         seen.dedup();
         assert_eq!(seen.len(), 1000);
+    }
+
+    #[test]
+    fn set_many_stores_all_or_nothing() {
+        let store = Store::new(1 << 22, 64);
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..100u32)
+            .map(|i| (format!("key:{i}").into_bytes(), i.to_be_bytes().to_vec()))
+            .collect();
+        let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        store.set(b"key:99", b"taken", 0, None, NOW).unwrap();
+        assert_eq!(store.set_many(&pairs, true, NOW), Ok(false));
+        assert_eq!(store.stats().items, 1, "none stored when one key exists");
+        let too_large = [(&b"a"[..], &b"v"[..]), (b"b", &[0; 64])];
+        assert_eq!(
+            store.set_many(&too_large, false, NOW),
+            Err(StoreError::TooLarge)
+        );
+        assert!(!store.contains(b"a", NOW), "none stored on an error");
+        assert_eq!(store.set_many(&pairs, false, NOW), Ok(true));
+        for (key, value) in &pairs {
+            assert_eq!(
+                store.read(key, NOW, |e| e.value.to_vec()).as_deref(),
+                Some(*value)
+            );
+        }
     }
 
     #[test]

@@ -250,6 +250,7 @@ fn store_string(
                 flags: 0,
                 expires_at,
                 cas: None,
+                stale: false,
             };
             (put, (true, old))
         })?)
@@ -387,28 +388,20 @@ fn pairs<'a>(args: Args<'a>, name: &'static str) -> Result<Vec<Pair<'a>>, Error>
 }
 
 fn mset(ctx: &mut Ctx<'_>, args: Args<'_>) -> Outcome {
-    for (key, value) in pairs(args, "mset")? {
-        ctx.node.store.set(key, value, 0, None, ctx.now)?;
-    }
+    ctx.node
+        .store
+        .set_many(&pairs(args, "mset")?, false, ctx.now)?;
     ctx.reply.ok();
     Ok(())
 }
 
-/// Sets all the keys if none exists. The keys live in different shards, so this is atomic
-/// against other MSETNX/MSET calls only in the sense Redis Cluster gives: per key.
+/// Sets all the keys if none exists, atomically (see [`crate::node::store::Store::set_many`]).
 fn msetnx(ctx: &mut Ctx<'_>, args: Args<'_>) -> Outcome {
-    let pairs = pairs(args, "msetnx")?;
-    if pairs
-        .iter()
-        .any(|(key, _)| ctx.node.store.contains(key, ctx.now))
-    {
-        ctx.reply.integer(0);
-        return Ok(());
-    }
-    for (key, value) in pairs {
-        ctx.node.store.set(key, value, 0, None, ctx.now)?;
-    }
-    ctx.reply.integer(1);
+    let stored = ctx
+        .node
+        .store
+        .set_many(&pairs(args, "msetnx")?, true, ctx.now)?;
+    ctx.reply.integer(i64::from(stored));
     Ok(())
 }
 
@@ -442,6 +435,7 @@ fn rewrite(entry: Option<Entry<'_>>, value: Vec<u8>) -> Write<'static> {
         flags: entry.map_or(0, |entry| entry.flags),
         expires_at: entry.and_then(|entry| entry.expires_at),
         cas: None,
+        stale: false,
     }
 }
 
