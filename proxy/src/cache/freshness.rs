@@ -177,21 +177,28 @@ pub fn evaluate(
     if lifetime.is_zero() && !has_validator {
         return None;
     }
-    let strict =
-        response.must_revalidate || response.proxy_revalidate || response.s_maxage.is_some();
+    // must-revalidate and proxy-revalidate forbid every stale answer. s-maxage implies
+    // proxy-revalidate (RFC 9111 §5.2.2.10), which rules out the configured defaults; but the
+    // response's own stale-while-revalidate and stale-if-error are permissions its origin gave
+    // in the same breath, "regardless of other freshness information" (RFC 5861 §4).
+    let forbids_stale = response.must_revalidate || response.proxy_revalidate;
+    let defaults_apply = !forbids_stale && response.s_maxage.is_none();
     // The configured grace is for answers that chose a lifetime; a page that said nothing about
     // caching is not served past its heuristic lifetime unless it asked to be.
     let chose_lifetime = ttl.is_some() || explicit.is_some();
-    let grace = match (strict, response.stale_while_revalidate) {
+    let grace = match (forbids_stale, response.stale_while_revalidate) {
         (true, _) => Duration::ZERO,
         (false, Some(seconds)) => Duration::from_secs(seconds),
-        (false, None) if chose_lifetime && !response.no_cache => settings.default_grace,
+        (false, None) if defaults_apply && chose_lifetime && !response.no_cache => {
+            settings.default_grace
+        }
         (false, None) => Duration::ZERO,
     };
-    let stale_if_error = match (strict, response.stale_if_error) {
+    let stale_if_error = match (forbids_stale, response.stale_if_error) {
         (true, _) => Duration::ZERO,
         (false, Some(seconds)) => Duration::from_secs(seconds),
-        (false, None) => settings.stale_if_error,
+        (false, None) if defaults_apply => settings.stale_if_error,
+        (false, None) => Duration::ZERO,
     };
     Some(Freshness {
         lifetime,
@@ -386,5 +393,40 @@ mod tests {
             (f.grace, f.stale_if_error),
             (Duration::ZERO, Duration::ZERO)
         );
+    }
+
+    /// The app's own header: s-maxage with explicit stale permissions. A regression test: the
+    /// s-maxage once cancelled them, so no app page was ever served stale.
+    #[test]
+    fn s_maxage_keeps_explicit_stale_directives_but_not_the_defaults() {
+        let f = eval(
+            &[],
+            200,
+            &[(
+                "cache-control",
+                "public, max-age=0, s-maxage=300, stale-while-revalidate=30, stale-if-error=86400",
+            )],
+        )
+        .unwrap();
+        assert_eq!(f.lifetime, Duration::from_secs(300));
+        assert_eq!(
+            (f.grace, f.stale_if_error),
+            (Duration::from_secs(30), Duration::from_secs(86400))
+        );
+        let f = eval(&[], 200, &[("cache-control", "s-maxage=300")]).unwrap();
+        assert_eq!(
+            (f.grace, f.stale_if_error),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        let f = eval(
+            &[],
+            200,
+            &[(
+                "cache-control",
+                "s-maxage=300, proxy-revalidate, stale-if-error=9",
+            )],
+        )
+        .unwrap();
+        assert_eq!(f.stale_if_error, Duration::ZERO);
     }
 }
