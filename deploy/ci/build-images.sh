@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Builds local stand-ins for the images docker-compose.yml names, for a Docker engine that can
 # pull nothing (CI here has no registry): a minimal Debian made with debootstrap and imported,
-# a PostgreSQL image from Debian's package with the official image's entrypoint contract, and the
-# leanstack image from binaries built on the host (deploy/ci/Dockerfile.prebuilt) instead of the
-# Rust build stage of deploy/Dockerfile.
+# a PostgreSQL image from Debian's package with the official image's entrypoint contract, a
+# Prometheus image from Debian's package laid out as the official one (for the `observability`
+# profile), and the leanstack image from binaries built on the host
+# (deploy/ci/Dockerfile.prebuilt) instead of the Rust build stage of deploy/Dockerfile.
 #
 #   deploy/ci/build-images.sh [BINARY_DIR]     (default: target/debug)
+#   deploy/ci/build-images.sh --dockerfile     (the leanstack image by deploy/Dockerfile itself,
+#                                               on a stand-in Rust image: deploy/ci/rust-image.sh)
 #
 # Images that already exist are kept (delete them to rebuild); the leanstack image is rebuilt
 # every time, since it carries the code under test.
@@ -49,10 +52,34 @@ if ! have_image postgres:15-bookworm; then
         - postgres:15-bookworm >/dev/null
 fi
 
-echo "building leanstack:latest from the binaries in $bin_dir"
-mkdir -p "$work/context/bin"
-for binary in proxy app cache doorbell loadtest; do
-    cp "$bin_dir/$binary" "$work/context/bin/"
-done
-docker build -q -f deploy/ci/Dockerfile.prebuilt -t leanstack:latest "$work/context" >/dev/null
+# The tag docker-compose.yml names by default, so the stand-in is used without an override.
+prometheus_image=$(sed -n 's/.*PROMETHEUS_IMAGE:-\([^}]*\)}.*/\1/p' docker-compose.yml)
+if ! have_image "$prometheus_image"; then
+    echo "building $prometheus_image (Debian's prometheus package)"
+    bootstrap "$work/prometheus" prometheus,wget
+    rm -rf "$work"/prometheus/usr/share/{doc,man}
+    # As the official image: runs as nobody, keeps its data in /prometheus, flags as command.
+    install -d -o 65534 -g 65534 "$work/prometheus/prometheus"
+    tar -C "$work/prometheus" -c . | docker import \
+        --change 'USER nobody' \
+        --change 'WORKDIR /prometheus' \
+        --change 'EXPOSE 9090' \
+        --change 'ENTRYPOINT ["/usr/bin/prometheus"]' \
+        --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
+        - "$prometheus_image" >/dev/null
+fi
+
+if [[ $bin_dir == --dockerfile ]]; then
+    rust_image=$(sed -n 's/^ARG RUST_IMAGE=//p' deploy/Dockerfile)
+    have_image "$rust_image" || deploy/ci/rust-image.sh
+    echo "building leanstack:latest by deploy/Dockerfile"
+    docker build -q -f deploy/Dockerfile -t leanstack:latest . >/dev/null
+else
+    echo "building leanstack:latest from the binaries in $bin_dir"
+    mkdir -p "$work/context/bin"
+    for binary in proxy app cache doorbell loadtest; do
+        cp "$bin_dir/$binary" "$work/context/bin/"
+    done
+    docker build -q -f deploy/ci/Dockerfile.prebuilt -t leanstack:latest "$work/context" >/dev/null
+fi
 echo "images ready"

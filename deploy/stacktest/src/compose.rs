@@ -15,27 +15,59 @@ pub struct Compose {
     env: Vec<(String, String)>,
 }
 
+/// Which compose implementation drives the stack: the file must work with both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tool {
+    /// `docker compose` when the plugin is installed, else `docker-compose`.
+    Auto,
+    /// The `docker compose` plugin (Compose v2).
+    V2,
+    /// The standalone `docker-compose` 1.29 (Compose v1).
+    V1,
+}
+
+impl Tool {
+    fn program(self) -> &'static [&'static str] {
+        match self {
+            Tool::V2 => &["docker", "compose"],
+            Tool::V1 => &["docker-compose"],
+            Tool::Auto => &[],
+        }
+    }
+}
+
 impl Compose {
-    /// Finds a compose tool: the `docker compose` plugin if present, else `docker-compose`.
-    pub fn detect(root: PathBuf, project: &str, env: Vec<(String, String)>) -> Result<Self> {
-        let works = |program: &[&str]| {
+    /// Finds the compose tool asked for, failing when it is not installed.
+    pub fn detect(
+        tool: Tool,
+        root: PathBuf,
+        project: &str,
+        env: Vec<(String, String)>,
+    ) -> Result<Self> {
+        let version = |tool: Tool| {
+            let program = tool.program();
             Command::new(program[0])
                 .args(&program[1..])
-                .arg("version")
-                .stdout(Stdio::null())
+                .args(["version", "--short"])
                 .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|status| status.success())
+                .output()
+                .ok()
+                .filter(|output| output.status.success())
+                .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         };
-        let program = if works(&["docker", "compose"]) {
-            vec!["docker".into(), "compose".into()]
-        } else if works(&["docker-compose"]) {
-            vec!["docker-compose".into()]
-        } else {
-            bail!("neither `docker compose` nor `docker-compose` is installed");
+        let candidates = match tool {
+            Tool::Auto => vec![Tool::V2, Tool::V1],
+            one => vec![one],
         };
+        let Some((found, version)) = candidates
+            .iter()
+            .find_map(|&candidate| version(candidate).map(|v| (candidate, v)))
+        else {
+            bail!("compose is not installed (looked for: {candidates:?})");
+        };
+        println!("compose: `{}` {version}", found.program().join(" "));
         Ok(Self {
-            program,
+            program: found.program().iter().map(|s| s.to_string()).collect(),
             project: project.into(),
             root,
             env,

@@ -5,6 +5,7 @@
 mod compose;
 mod drills;
 mod load;
+mod observability;
 mod site;
 
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use crate::compose::Compose;
+use crate::compose::{Compose, Tool};
 use crate::site::Site;
 
 /// Every service that must be healthy before the checks start.
@@ -29,6 +30,10 @@ struct Cli {
     /// the Dockerfile's Rust build stage; see deploy/ci/build-images.sh).
     #[arg(long, env = "STACKTEST_BINARIES", default_value = "target/debug")]
     binaries: PathBuf,
+    /// Build the leanstack image by deploy/Dockerfile itself, a release build inside Docker on
+    /// a stand-in Rust image made from the host's toolchain (slow), instead of from --binaries.
+    #[arg(long, conflicts_with = "no_build")]
+    from_dockerfile: bool,
     /// Use the images as they are (for example after `docker compose build`) instead of
     /// building the stand-ins.
     #[arg(long)]
@@ -36,7 +41,11 @@ struct Cli {
     /// The compose project name, so a stack a developer runs is left alone.
     #[arg(long, default_value = "leanstack-test")]
     project: String,
-    /// The host port the proxy is published on for the test.
+    /// Which compose implementation drives the stack (the file works with both).
+    #[arg(long, value_enum, default_value_t = Tool::Auto)]
+    compose: Tool,
+    /// The host port the proxy is published on for the test; its admin listener gets PORT+1000
+    /// and Prometheus PORT+2000.
     #[arg(long, default_value_t = 18080)]
     port: u16,
     /// Skip the failure drills.
@@ -50,21 +59,39 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(why) = docker_available() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            eprintln!("stacktest: Docker is required under CI=true: {why:#}");
+    let compose = match docker_available().and_then(|()| stack(&cli)) {
+        Ok(compose) => compose,
+        // A developer without Docker (or without this compose tool) can still run the rest of
+        // the test command; CI must run everything.
+        Err(why) if std::env::var("CI").as_deref() != Ok("true") => {
+            println!("stacktest: compose tests skipped: {why:#}");
+            return ExitCode::SUCCESS;
+        }
+        Err(why) => {
+            eprintln!("stacktest: Docker and compose are required under CI=true: {why:#}");
             return ExitCode::FAILURE;
         }
-        println!("stacktest: compose tests skipped: {why:#}");
-        return ExitCode::SUCCESS;
-    }
-    match run(&cli).await {
+    };
+    match run(&cli, &compose).await {
         Ok(report) => report.finish(),
         Err(error) => {
             eprintln!("stacktest: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The repository's compose file under the test's project name, ports and demo data size.
+fn stack(cli: &Cli) -> Result<Compose> {
+    let env = vec![
+        ("PROXY_PORT".into(), cli.port.to_string()),
+        ("PROXY_ADMIN_PORT".into(), (cli.port + 1000).to_string()),
+        ("PROMETHEUS_PORT".into(), (cli.port + 2000).to_string()),
+        ("SEED_USERS".into(), "20".into()),
+        ("SEED_POSTS".into(), "200".into()),
+        ("SEED_COMMENTS".into(), "1000".into()),
+    ];
+    Compose::detect(cli.compose, std::env::current_dir()?, &cli.project, env)
 }
 
 fn docker_available() -> Result<()> {
@@ -81,32 +108,28 @@ fn docker_available() -> Result<()> {
     Ok(())
 }
 
-async fn run(cli: &Cli) -> Result<Report> {
-    let root = std::env::current_dir()?;
+async fn run(cli: &Cli, compose: &Compose) -> Result<Report> {
     if !cli.no_build {
         println!("== images");
+        let source = if cli.from_dockerfile {
+            "--dockerfile".into()
+        } else {
+            cli.binaries.clone().into_os_string()
+        };
         let status = Command::new("deploy/ci/build-images.sh")
-            .arg(&cli.binaries)
+            .arg(source)
             .status()
             .context("running deploy/ci/build-images.sh")?;
         if !status.success() {
             bail!("building the images failed");
         }
     }
-    let env = vec![
-        ("PROXY_PORT".into(), cli.port.to_string()),
-        ("PROXY_ADMIN_PORT".into(), (cli.port + 1000).to_string()),
-        ("SEED_USERS".into(), "20".into()),
-        ("SEED_POSTS".into(), "200".into()),
-        ("SEED_COMMENTS".into(), "1000".into()),
-    ];
-    let compose = Compose::detect(root, &cli.project, env)?;
     println!("== up");
     // A previous run that was interrupted may have left its stack behind.
-    compose.run(&["down", "-v", "--remove-orphans"])?;
+    down(compose)?;
     compose.run(&["up", "-d"])?;
     let mut report = Report::default();
-    let outcome = exercise(cli, &compose, &mut report).await;
+    let outcome = exercise(cli, compose, &mut report).await;
     if let Err(error) = &outcome {
         for service in SERVICES {
             eprintln!("--- {service} ---\n{}", compose.logs(service, 30));
@@ -114,17 +137,19 @@ async fn run(cli: &Cli) -> Result<Report> {
         report.failed.push(("stack".into(), format!("{error:#}")));
     }
     if !cli.keep {
-        compose.run(&[
-            "--profile",
-            "demo",
-            "--profile",
-            "loadtest",
-            "down",
-            "-v",
-            "--remove-orphans",
-        ])?;
+        down(compose)?;
     }
     Ok(report)
+}
+
+/// Removes the project's containers and volumes, those of every profile included.
+fn down(compose: &Compose) -> Result<()> {
+    let mut args = Vec::new();
+    for profile in ["demo", "loadtest", "observability"] {
+        args.extend(["--profile", profile]);
+    }
+    args.extend(["down", "-v", "--remove-orphans"]);
+    compose.run(&args).map(drop)
 }
 
 async fn exercise(cli: &Cli, compose: &Compose, report: &mut Report) -> Result<()> {
@@ -151,6 +176,14 @@ async fn exercise(cli: &Cli, compose: &Compose, report: &mut Report) -> Result<(
     report.check(
         "loadtest profile writes its report",
         drills::loadtest_profile(compose),
+    );
+    report.check(
+        "observability profile: Prometheus scrapes every tier",
+        observability::prometheus_sees_every_tier(
+            compose,
+            &format!("http://127.0.0.1:{}", cli.port + 2000),
+        )
+        .await,
     );
     if !cli.no_drills {
         println!("== failure drills");
