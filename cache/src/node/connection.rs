@@ -44,6 +44,10 @@ pub(super) async fn serve(
 ) {
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = Vec::with_capacity(READ_CHUNK);
+    // Registered once per connection: a fresh `cancelled()` per read would enter and leave the
+    // token's waiter list (a mutex each way) on every request.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let flow = session.serve(&mut input, &mut output);
         if !output.is_empty() {
@@ -68,7 +72,7 @@ pub(super) async fn serve(
             input.reserve(READ_CHUNK.max(input.len()));
         }
         let read = tokio::select! {
-            () = stop.cancelled() => return,
+            () = &mut stopped => return,
             read = within(idle_timeout, stream.read_buf(&mut input)) => read,
         };
         match read {

@@ -194,7 +194,7 @@ impl Store {
             (Write::Put { expires_at, .. } | Write::Expire(expires_at), Some(slot))
                 if expired(expires_at) =>
             {
-                shard.remove(slot);
+                shard.remove(slot, hash);
             }
             (Write::Put { expires_at, .. }, None) if expired(expires_at) => {}
             (
@@ -218,7 +218,7 @@ impl Store {
                 };
                 shard.put(hash, existing, key, item, now, lookup)?;
             }
-            (Write::Remove, Some(slot)) => shard.remove(slot),
+            (Write::Remove, Some(slot)) => shard.remove(slot, hash),
             (Write::Expire(expires_at), Some(slot)) => {
                 shard.set_expiry(slot, expires_at.unwrap_or(0));
                 shard.accessed(slot, now, lookup);
@@ -230,7 +230,7 @@ impl Store {
                 },
                 Some(slot),
             ) if expired(expires_at) => {
-                shard.remove(slot);
+                shard.remove(slot, hash);
             }
             (
                 Write::Mark {
@@ -538,6 +538,14 @@ struct NewItem<'a> {
     marks: u8,
 }
 
+/// An item's allocation: its key, then its value.
+fn item_data(key: &[u8], value: &[u8]) -> Box<[u8]> {
+    let mut data = Vec::with_capacity(key.len() + value.len());
+    data.extend_from_slice(key);
+    data.extend_from_slice(value);
+    data.into_boxed_slice()
+}
+
 /// What the allocator hands out for a request of `len` bytes (glibc: an 8-byte header, 16-byte
 /// granularity, 32 bytes at least).
 fn allocation_charge(len: usize) -> u64 {
@@ -647,7 +655,7 @@ impl Shard {
             None => false,
         })?;
         if self.slot(slot).expired(now) {
-            self.remove(slot);
+            self.remove(slot, hash);
             self.counters.expired += 1;
             return None;
         }
@@ -695,14 +703,11 @@ impl Shard {
             cas,
             marks,
         } = item;
-        if !self.can_hold(key.len() + value.len()) {
+        let len = key.len() + value.len();
+        if !self.can_hold(len) {
             return Err(StoreError::OutOfMemory);
         }
-        let mut data = Vec::with_capacity(key.len() + value.len());
-        data.extend_from_slice(key);
-        data.extend_from_slice(value);
-        let data = data.into_boxed_slice();
-        let charge = allocation_charge(data.len());
+        let charge = allocation_charge(len);
         let cas = cas.unwrap_or_else(|| self.take_cas());
         self.counters.stored += 1;
         let slot = match existing {
@@ -710,7 +715,13 @@ impl Shard {
                 self.set_expiry(slot, expires_at);
                 let item = self.slot_mut(slot);
                 let old_charge = allocation_charge(item.data.len());
-                item.data = data;
+                if item.data.len() == len {
+                    // Same key, same size (the common overwrite): reuse the allocation rather
+                    // than allocate, copy the key again and free the old one.
+                    item.data[key.len()..].copy_from_slice(value);
+                } else {
+                    item.data = item_data(key, value);
+                }
                 item.flags = flags;
                 item.cas = cas;
                 // A new value is not read yet.
@@ -723,7 +734,7 @@ impl Shard {
             }
             None => {
                 let item = Slot {
-                    data,
+                    data: item_data(key, value),
                     key_len: key.len() as u32,
                     flags,
                     cas,
@@ -775,18 +786,19 @@ impl Shard {
             if victim.slot == keep && self.table.len() == 1 {
                 return;
             }
+            let hash = self.hasher.hash_one(self.slot(victim.slot).key());
             if victim.to_ghost {
-                let hash = self.hasher.hash_one(self.slot(victim.slot).key());
                 self.policy.remember(hash, self.table.len());
             }
-            self.remove(victim.slot);
+            self.remove(victim.slot, hash);
             self.counters.evictions += 1;
         }
     }
 
-    fn remove(&mut self, slot: u32) {
+    /// Removes the item in `slot`, whose key hashes to `hash` (callers have it already, or
+    /// hash once for both the ghost queue and this).
+    fn remove(&mut self, slot: u32, hash: u64) {
         self.policy.unlink(&mut self.slots, slot);
-        let hash = self.hasher.hash_one(self.slot(slot).key());
         if let Ok(entry) = self.table.find_entry(hash, |&other| other == slot) {
             entry.remove();
         }
@@ -819,7 +831,8 @@ impl Shard {
             if let Some(item) = &self.slots[slot] {
                 sampled += 1;
                 if item.expired(now) {
-                    self.remove(slot as u32);
+                    let hash = self.hasher.hash_one(item.key());
+                    self.remove(slot as u32, hash);
                     self.counters.expired += 1;
                     expired += 1;
                 }
@@ -859,6 +872,28 @@ mod tests {
         assert!(!store.remove(b"k", NOW));
         let stats = store.stats();
         assert_eq!((stats.items, stats.hits, stats.misses), (0, 2, 1));
+    }
+
+    #[test]
+    fn overwrites_of_the_same_size_and_of_another_size_keep_the_accounting() {
+        let store = Store::new(1 << 20, 1024);
+        store.set(b"k", &[1; 100], 1, None, NOW).unwrap();
+        let bytes = store.stats().bytes;
+        store.set(b"k", &[2; 100], 2, Some(NOW + 10), NOW).unwrap();
+        assert_eq!(
+            store.read(b"k", NOW, |e| (e.value.to_vec(), e.flags, e.expires_at)),
+            Some((vec![2; 100], 2, Some(NOW + 10)))
+        );
+        assert_eq!(store.stats().bytes, bytes, "reused in place");
+        store.set(b"k", &[3; 500], 3, None, NOW).unwrap();
+        assert!(store.stats().bytes > bytes);
+        store.set(b"k", &[4; 100], 4, None, NOW).unwrap();
+        assert_eq!(
+            store.read(b"k", NOW, |e| (e.value.to_vec(), e.flags, e.expires_at)),
+            Some((vec![4; 100], 4, None))
+        );
+        assert_eq!(store.stats().bytes, bytes);
+        assert_eq!(store.stats().items, 1);
     }
 
     #[test]
