@@ -87,12 +87,7 @@ async fn metrics_count_outcomes() {
     let doorbell = start(Backend::Sqlite).await;
     doorbell.call(&[OWNER_PIN], &[]).await;
     doorbell.texts(2).await;
-    let metrics = reqwest::get(format!("{}/metrics", doorbell.service.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = doorbell.metrics().await;
     assert!(
         metrics.contains(r#"doorbell_call_outcomes_total{outcome="door-opened"} 1"#),
         "{metrics}"

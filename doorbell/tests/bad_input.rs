@@ -389,12 +389,7 @@ async fn an_unknown_parameter_is_a_400_naming_it() {
         body.trim_end(),
         r#"unknown parameters "X0", "X1", "X2", "X3", "X4" and 3 more"#
     );
-    let metrics = reqwest::get(format!("{}/metrics", doorbell.service.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = doorbell.metrics().await;
     assert!(
         metrics.contains(r#"doorbell_webhooks_refused_total{reason="unknown parameter"} 2"#),
         "{metrics}"

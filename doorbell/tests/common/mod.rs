@@ -217,14 +217,19 @@ impl Doorbell {
         texts
     }
 
-    /// The value of `doorbell_code_checks_total`: argon2 verifications so far.
-    pub async fn code_checks(&self) -> u64 {
-        let metrics = reqwest::get(format!("{}/metrics", self.service.url()))
+    /// The service's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.service.url()))
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The value of `doorbell_code_checks_total`: argon2 verifications so far.
+    pub async fn code_checks(&self) -> u64 {
+        let metrics = self.metrics().await;
         metrics
             .lines()
             .find_map(|line| line.strip_prefix("doorbell_code_checks_total "))
