@@ -26,12 +26,18 @@ pub enum Tool {
     V1,
 }
 
+/// The `docker compose` plugin's command line.
+const COMPOSE_V2: &[&str] = &["docker", "compose"];
+/// The standalone tool's command line.
+const COMPOSE_V1: &[&str] = &["docker-compose"];
+
 impl Tool {
-    fn program(self) -> &'static [&'static str] {
+    /// The command lines to try, in order.
+    fn candidates(self) -> &'static [&'static [&'static str]] {
         match self {
-            Tool::V2 => &["docker", "compose"],
-            Tool::V1 => &["docker-compose"],
-            Tool::Auto => &[],
+            Tool::Auto => &[COMPOSE_V2, COMPOSE_V1],
+            Tool::V2 => &[COMPOSE_V2],
+            Tool::V1 => &[COMPOSE_V1],
         }
     }
 }
@@ -44,8 +50,7 @@ impl Compose {
         project: &str,
         env: Vec<(String, String)>,
     ) -> Result<Self> {
-        let version = |tool: Tool| {
-            let program = tool.program();
+        let version = |program: &[&str]| {
             Command::new(program[0])
                 .args(&program[1..])
                 .args(["version", "--short"])
@@ -55,19 +60,19 @@ impl Compose {
                 .filter(|output| output.status.success())
                 .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         };
-        let candidates = match tool {
-            Tool::Auto => vec![Tool::V2, Tool::V1],
-            one => vec![one],
-        };
-        let Some((found, version)) = candidates
+        let Some((found, version)) = tool
+            .candidates()
             .iter()
-            .find_map(|&candidate| version(candidate).map(|v| (candidate, v)))
+            .find_map(|&program| version(program).map(|v| (program, v)))
         else {
-            bail!("compose is not installed (looked for: {candidates:?})");
+            bail!(
+                "compose is not installed (looked for: {:?})",
+                tool.candidates()
+            );
         };
-        println!("compose: `{}` {version}", found.program().join(" "));
+        println!("compose: `{}` {version}", found.join(" "));
         Ok(Self {
-            program: found.program().iter().map(|s| s.to_string()).collect(),
+            program: found.iter().map(|s| s.to_string()).collect(),
             project: project.into(),
             root,
             env,
