@@ -14,6 +14,14 @@ use clap::Parser;
 use loadtest::{Config, Error, Report};
 use support::{POSTS, Site, slug};
 use tempfile::TempDir;
+use testkit::Spawned;
+
+/// `site` served on port 0, and a directory for the reports of the runs against it.
+async fn scripted(site: Site) -> (Arc<Site>, Spawned<std::io::Error>, TempDir) {
+    let site = Arc::new(site);
+    let server = support::serve(site.clone()).await;
+    (site, server, TempDir::new().unwrap())
+}
 
 /// A run against `url` with the report written under `dir`, plus `args`.
 async fn run(url: &str, dir: &TempDir, args: &[&str]) -> Result<Report, Error> {
@@ -52,9 +60,7 @@ fn sum_where(reads: &std::collections::BTreeMap<String, u64>, keep: impl Fn(&str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mix_follows_the_configured_proportions() {
-    let site = Arc::new(Site::default());
-    let server = support::serve(site.clone()).await;
-    let dir = TempDir::new().unwrap();
+    let (site, server, dir) = scripted(Site::default()).await;
     let accounts = 4;
     let report = run(
         &server.url(),
@@ -99,9 +105,7 @@ async fn the_mix_follows_the_configured_proportions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_popularity_is_zipf_skewed_in_the_order_the_site_lists_posts() {
-    let site = Arc::new(Site::default());
-    let server = support::serve(site.clone()).await;
-    let dir = TempDir::new().unwrap();
+    let (site, server, dir) = scripted(Site::default()).await;
     let draws = 6000;
     let report = run(
         &server.url(),
@@ -146,9 +150,7 @@ async fn post_popularity_is_zipf_skewed_in_the_order_the_site_lists_posts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logged_in_users_sign_up_through_the_forms_and_post_comments() {
-    let site = Arc::new(Site::default());
-    let server = support::serve(site.clone()).await;
-    let dir = TempDir::new().unwrap();
+    let (site, server, dir) = scripted(Site::default()).await;
     let args = [
         "--users",
         "4",
@@ -188,9 +190,7 @@ async fn logged_in_users_sign_up_through_the_forms_and_post_comments() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_schedules_rate_times_duration_requests() {
-    let site = Arc::new(Site::default());
-    let server = support::serve(site.clone()).await;
-    let dir = TempDir::new().unwrap();
+    let (site, server, dir) = scripted(Site::default()).await;
     let report = run(
         &server.url(),
         &dir,
@@ -232,10 +232,9 @@ async fn open_loop_schedules_rate_times_duration_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_latency_includes_time_spent_behind_a_stalled_server() {
-    let site = Arc::new(Site::default());
+    let site = Site::default();
     site.stall_post_read(20, Duration::from_millis(500));
-    let server = support::serve(site.clone()).await;
-    let dir = TempDir::new().unwrap();
+    let (_, server, dir) = scripted(site).await;
     // One request at a time: while the stalled one is out, the requests due meanwhile cannot
     // be sent — the situation in which a naive generator omits them from its numbers.
     let report = run(
@@ -272,9 +271,7 @@ async fn open_loop_latency_includes_time_spent_behind_a_stalled_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_stops_at_the_request_bound_or_the_duration_bound() {
-    let site = Arc::new(Site::default());
-    let server = support::serve(site.clone()).await;
-    let dir = TempDir::new().unwrap();
+    let (site, server, dir) = scripted(Site::default()).await;
     let report = run(
         &server.url(),
         &dir,
@@ -316,10 +313,8 @@ async fn closed_loop_stops_at_the_request_bound_or_the_duration_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_files_hold_the_run_and_every_tier() {
-    let site = Arc::new(Site::default());
-    let server = support::serve(site.clone()).await;
+    let (_, server, dir) = scripted(Site::default()).await;
     let url = server.url();
-    let dir = TempDir::new().unwrap();
     let json_path = dir.path().join("report.json");
     let report = run(
         &url,
