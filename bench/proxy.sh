@@ -8,11 +8,13 @@
 # of the server's whole process tree over the run, divided by the requests wrk completed).
 #
 # Needs root (installs nginx, varnish, squid and wrk with apt-get when missing). Not run by CI.
-# Usage: [SERVERS="leanstack nginx"] bench/proxy.sh [seconds per run, default 10]
+# Usage: [SERVERS="leanstack nginx"] [SCENARIOS="/pass 64;/4k 64"] [ROUNDS=3] bench/proxy.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${1:-10}
+# ROUNDS=3 measures every cell three times, servers in a rotating order, and reports medians.
+ROUNDS=${ROUNDS:-1}
 WORK=$(mktemp -d /tmp/leanstack-bench-proxy.XXXXXX)
 chmod 755 "$WORK"
 ORIGIN_PORT=9101
@@ -232,25 +234,39 @@ for server in "${SERVERS[@]}"; do
 done
 echo
 
-scenarios=("/4k 64" "/4k 256" "/64k 64" "/64k 256" "/pass 64")
+# SCENARIOS="/pass 64;/4k 64" runs a subset (path and connections, separated by ';').
+IFS=';' read -r -a scenarios <<<"${SCENARIOS:-/4k 64;/4k 256;/64k 64;/64k 256;/pass 64}"
 declare -A RESULT
-date -u +"Run: %Y-%m-%d %H:%M UTC, ${DURATION}s per run, $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
+date -u +"Run: %Y-%m-%d %H:%M UTC, ${DURATION}s per run, $ROUNDS round(s), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
 # Neighbours' load (other sessions' compilers) moves absolute numbers; say how much there was.
 echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| scenario | server | req/s | p50 | p99 | server CPU µs/req | req/s vs nginx |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| scenario | server | req/s | p50 | p99 | server CPU µs/req | req/s vs nginx | each round vs nginx |"
+echo "|---|---|---:|---:|---:|---:|---:|---|"
 for scenario in "${scenarios[@]}"; do
     read -r path connections <<<"$scenario"
-    for server in "${SERVERS[@]}"; do
-        RESULT[$server]=$(measure "$server" "$path" "$connections")
+    declare -A ROUND_RESULTS=() RATIOS=()
+    for round in $(seq "$ROUNDS"); do
+        # Servers take turns in a rotating order, so drift on a shared machine hits all alike.
+        for i in "${!SERVERS[@]}"; do
+            server=${SERVERS[$(((i + round - 1) % ${#SERVERS[@]}))]}
+            RESULT[$server]=$(measure "$server" "$path" "$connections")
+            ROUND_RESULTS[$server]+="${RESULT[$server]}"$'\n'
+        done
+        read -r nginx_rps _ <<<"${RESULT[nginx]}"
+        for server in "${SERVERS[@]}"; do
+            read -r rps _ <<<"${RESULT[$server]}"
+            RATIOS[$server]+=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { if (b > 0) printf "%.2f ", a / b }')
+        done
     done
-    read -r nginx_rps _ <<<"${RESULT[nginx]}"
+    # Per server, the round with the median req/s (its latencies and CPU with it), and the
+    # median of the same-round ratios.
     for server in "${SERVERS[@]}"; do
-        read -r rps p50 p99 cpu <<<"${RESULT[$server]}"
-        ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-        echo "| $path @ $connections | $server | $rps | $p50 | $p99 | $cpu | $ratio |"
+        read -r rps p50 p99 cpu < <(sort -n <<<"${ROUND_RESULTS[$server]%$'\n'}" | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }')
+        ratio=$(tr ' ' '\n' <<<"${RATIOS[$server]}" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+        echo "| $path @ $connections | $server | $rps | $p50 | $p99 | $cpu | $ratio | ${RATIOS[$server]% } |"
     done
+    unset ROUND_RESULTS RATIOS
 done
 echo
 echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

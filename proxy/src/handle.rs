@@ -18,7 +18,9 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header,
+};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -227,8 +229,21 @@ async fn pass(
 /// Removes what a client must not see from a backend's response headers.
 fn client_facing(headers: &mut HeaderMap) {
     headers::remove_hop_by_hop(headers);
-    headers.remove(&purge::SURROGATE_KEY);
+    headers::remove_all(headers, &[purge::SURROGATE_KEY]);
 }
+
+/// What a cacheable request's fetch does not forward: the backend is sent no body (see `pass`),
+/// and the cache wants whole representations to store (it answers the client's conditions
+/// itself).
+static NOT_SENT_ON_A_MISS: [HeaderName; 7] = [
+    header::CONTENT_LENGTH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
 
 /// A cacheable request on its way through lookup, fetch and store.
 #[derive(Debug)]
@@ -254,22 +269,9 @@ impl Lookup {
         let mut headers =
             headers::forward_request(self.client.clone(), self.peer, self.host_header.as_deref());
         if self.strip_cookies {
-            headers.remove(header::COOKIE);
+            headers::remove_all(&mut headers, &[header::COOKIE]);
         }
-        // The backend is sent no body (see `pass`).
-        headers.remove(header::CONTENT_LENGTH);
-        // The cache wants whole representations to store; it answers the client's conditions
-        // itself.
-        for name in [
-            header::IF_NONE_MATCH,
-            header::IF_MODIFIED_SINCE,
-            header::IF_MATCH,
-            header::IF_UNMODIFIED_SINCE,
-            header::IF_RANGE,
-            header::RANGE,
-        ] {
-            headers.remove(name);
-        }
+        headers::remove_all(&mut headers, &NOT_SENT_ON_A_MISS);
         UpstreamRequest {
             // HEAD is answered from (and fills) the GET object.
             method: Method::GET,

@@ -69,6 +69,7 @@ pub const BACKEND_OUTCOMES: [&str; 9] = [
 pub struct BackendCounters {
     outcomes: Vec<Counter>,
     seconds: Histogram,
+    connections: Counter,
 }
 
 impl BackendCounters {
@@ -78,6 +79,10 @@ impl BackendCounters {
             self.outcomes[index].inc();
         }
         self.seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections.inc();
     }
 }
 
@@ -89,6 +94,7 @@ pub struct Metrics {
     pub response_bytes: Counter,
     backend_requests: Family<Labels, Counter>,
     backend_seconds: Family<Labels, Histogram>,
+    backend_connections: Family<Labels, Counter>,
     pub backend_up: Family<Labels, Gauge>,
     pub retries: Counter,
     pub coalesced: Counter,
@@ -139,6 +145,13 @@ impl Metrics {
             "Time from sending a request to a backend to its response head, by pool",
             backend_seconds.clone(),
         );
+        let backend_connections = Family::default();
+        registry.register(
+            "backend_connections_opened",
+            "Connections opened to a backend for client requests, by pool and backend; far fewer \
+             than the backend's requests when keep-alive works",
+            backend_connections.clone(),
+        );
         let backend_up = Family::default();
         registry.register(
             "backend_up",
@@ -148,7 +161,8 @@ impl Metrics {
         let retries = Counter::default();
         registry.register(
             "backend_retries",
-            "Idempotent requests resent to another backend",
+            "Idempotent requests sent again: to another backend, or on a new connection after a \
+             kept-alive one failed",
             retries.clone(),
         );
         let coalesced = Counter::default();
@@ -206,6 +220,7 @@ impl Metrics {
             response_bytes,
             backend_requests,
             backend_seconds,
+            backend_connections,
             backend_up,
             retries,
             coalesced,
@@ -243,7 +258,18 @@ impl Metrics {
             .backend_seconds
             .get_or_create(&vec![("pool", pool.to_owned())])
             .clone();
-        BackendCounters { outcomes, seconds }
+        let connections = self
+            .backend_connections
+            .get_or_create(&vec![
+                ("pool", pool.to_owned()),
+                ("backend", backend.to_string()),
+            ])
+            .clone();
+        BackendCounters {
+            outcomes,
+            seconds,
+            connections,
+        }
     }
 
     pub fn labelled(family: &Family<Labels, Counter>, key: &'static str, value: &str) {

@@ -1,5 +1,5 @@
 //! Load balancing and forwarding: round robin, least outstanding, retry on another backend,
-//! timeouts, broken backends, and the headers an intermediary adds and removes.
+//! kept-alive backend connections, timeouts, broken backends, and the headers an intermediary adds and removes.
 
 mod common;
 
@@ -120,6 +120,123 @@ async fn backend_that_closes_without_answering_is_retried_for_get_only() {
     }
     assert!(statuses.contains(&502), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn backend_connections_are_kept_alive_between_requests() {
+    let origin = Origin::start(|seen: &common::Seen| {
+        if seen.target.starts_with("/cached") {
+            Reply::ok("cached").cache("max-age=60")
+        } else {
+            Reply::ok("passed").cache("no-store")
+        }
+    })
+    .await;
+    let proxy = TestProxy::for_origins(&[&origin]).await;
+    let opened = |metrics: &str| {
+        common::sample(metrics, "proxy_backend_connections_opened_total").unwrap_or(0.0)
+    };
+    // One client after another: passes, misses (bodies read into the cache) and a POST.
+    for i in 0..10 {
+        let (status, _, body) = get(&proxy.url(&format!("/page{i}"))).await;
+        assert_eq!((status, body.as_str()), (200, "passed"));
+        let (status, _, body) = get(&proxy.url(&format!("/cached{i}"))).await;
+        assert_eq!((status, body.as_str()), (200, "cached"));
+    }
+    let response = client()
+        .post(proxy.url("/form"))
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(origin.seen().len(), 21);
+    assert_eq!(opened(&proxy.metrics().await), 1.0);
+
+    // Eight at a time need at most eight connections, however many requests they make.
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let url = proxy.url(&format!("/page{c}"));
+        clients.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                assert_eq!(get(&url).await.0, 200);
+            }
+        }));
+    }
+    for each in clients {
+        each.await.unwrap();
+    }
+    assert!(opened(&proxy.metrics().await) <= 9.0);
+}
+
+/// A backend whose first connection answers one request with keep-alive, then reads the next
+/// request on it and closes without answering (its keep-alive timeout firing as the request
+/// arrives); later connections answer every request.
+async fn backend_closing_its_first_kept_alive_connection() -> String {
+    let listener = testkit::bind_port_0().await;
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let answers = if first { 1 } else { usize::MAX };
+            first = false;
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                for _ in 0..answers {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                    let reply =
+                        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncache-control: no-store\r\n\r\nok";
+                    if stream.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_closed_under_a_get_is_retried_on_a_new_one() {
+    let proxy = TestProxy::start(proxy::Config::for_backends(vec![
+        backend_closing_its_first_kept_alive_connection().await,
+    ]))
+    .await;
+    for _ in 0..3 {
+        let (status, _, body) = get(&proxy.url("/z")).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        common::sample(&metrics, "proxy_backend_retries_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        common::sample(&metrics, "proxy_backend_connections_opened_total"),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn a_post_on_a_kept_alive_connection_that_closes_is_not_resent() {
+    let proxy = TestProxy::start(proxy::Config::for_backends(vec![
+        backend_closing_its_first_kept_alive_connection().await,
+    ]))
+    .await;
+    assert_eq!(get(&proxy.url("/z")).await.0, 200);
+    let response = client()
+        .post(proxy.url("/form"))
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    // The next request gets a new connection.
+    assert_eq!(get(&proxy.url("/z")).await.0, 200);
 }
 
 #[tokio::test]

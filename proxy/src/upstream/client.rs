@@ -1,36 +1,19 @@
-//! Sending one request to a pool: pick a backend, connect (kept-alive connections come from
-//! hyper-util's pool), wait for the response head within the first-byte timeout, and retry an
-//! idempotent request once on another backend when the first could not connect or got no answer.
+//! Sending one request to a pool: pick a backend, take one of its kept-alive connections or open
+//! one (`connection.rs`), wait for the response head within the first-byte timeout, and retry an
+//! idempotent request once when the first try could not connect or got no answer: on another
+//! backend when the pool has one, else on a new connection when a kept-alive one failed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::Scheme;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, header};
 
+use super::connection::{self, BackendBody};
 use super::pool::{Backend, Pool};
 use crate::body::{self, ProxyBody};
 use crate::metrics::Metrics;
-
-pub type HttpClient = Client<HttpConnector, ProxyBody>;
-
-pub fn build(settings: &crate::config::PoolSettings) -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(settings.connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(settings.idle_timeout)
-        .pool_max_idle_per_host(1024)
-        .build(connector)
-}
 
 /// What to send a backend, minus the body. [`send`] copies the headers only when a retry on
 /// another backend may need them again.
@@ -89,33 +72,25 @@ impl UpstreamError {
         }
     }
 
-    fn classify(error: &hyper_util::client::legacy::Error) -> Self {
-        if error.is_connect() {
-            return Self::Connect;
+    /// What a failed exchange on an established connection means for the client.
+    pub(super) fn from_hyper(error: &hyper::Error) -> Self {
+        if error.is_incomplete_message() || error.is_canceled() || error.is_closed() {
+            Self::NoResponse
+        } else {
+            Self::Protocol
         }
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
-                if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
-                    return Self::NoResponse;
-                }
-                return Self::Protocol;
-            }
-            source = cause.source();
-        }
-        Self::Protocol
     }
 }
 
 /// A backend's response head, with who sent it and how long it took.
 #[derive(Debug)]
 pub struct Upstream {
-    pub response: Response<Incoming>,
+    pub response: Response<BackendBody>,
     pub backend: SocketAddr,
     pub elapsed: Duration,
 }
 
-/// Sends `request` to a backend of `pool`, retrying once on another backend as described above.
+/// Sends `request` to a backend of `pool`, retrying once as described above.
 pub async fn send(
     pool: &Pool,
     request: UpstreamRequest,
@@ -123,20 +98,17 @@ pub async fn send(
     metrics: &Metrics,
 ) -> Result<Upstream, UpstreamError> {
     let started = Instant::now();
-    let idempotent = matches!(request.method, Method::GET | Method::HEAD);
     let UpstreamRequest {
         method,
         target,
         mut headers,
     } = request;
-    let mut first_backend = None;
+    let target = Uri::try_from(target).map_err(|_| UpstreamError::Protocol)?;
+    let idempotent = matches!(method, Method::GET | Method::HEAD);
     let mut body = Some(body);
+    let mut backend = pool.pick(&[]).ok_or(UpstreamError::NoBackend)?;
+    let mut is_first = true;
     loop {
-        let backend = pool
-            .pick(first_backend.as_slice())
-            .ok_or(UpstreamError::NoBackend)?;
-        let is_first = first_backend.is_none();
-        first_backend = Some(backend.addr);
         let this_body = match body.take().expect("a body for each attempt") {
             UpstreamBody::Bytes(bytes) => {
                 body = Some(UpstreamBody::Bytes(bytes.clone()));
@@ -145,14 +117,15 @@ pub async fn send(
             UpstreamBody::Stream(stream) => stream,
         };
         // The headers are copied only when a retry could need them again.
-        let may_retry = idempotent && is_first && pool.backend_count() > 1;
+        let may_retry = idempotent && is_first && body.is_some();
         let these_headers = if may_retry {
             headers.clone()
         } else {
             std::mem::take(&mut headers)
         };
-        let outgoing = outgoing(&backend, &method, &target, these_headers, this_body)?;
-        match attempt(pool, &backend, outgoing, metrics).await {
+        let outgoing = outgoing(&backend, &method, &target, these_headers, this_body);
+        let (result, reused) = attempt(pool, &backend, outgoing, metrics).await;
+        let error = match result {
             Ok(response) => {
                 return Ok(Upstream {
                     response,
@@ -160,70 +133,78 @@ pub async fn send(
                     elapsed: started.elapsed(),
                 });
             }
-            Err(error) if error.retryable() && may_retry && body.is_some() => {
-                tracing::info!(pool = %pool.name, backend = %backend.addr, %error, "retrying on another backend");
-                metrics.retries.inc();
-            }
+            Err(error) if may_retry && error.retryable() => error,
             Err(error) => return Err(error),
+        };
+        is_first = false;
+        if let Some(other) = pool.pick(&[backend.addr]) {
+            tracing::info!(pool = %pool.name, backend = %backend.addr, %error, "retrying on another backend");
+            backend = other;
+        } else if reused && error == UpstreamError::NoResponse {
+            // The backend closed a kept-alive connection as the request went out on it (a
+            // keep-alive timeout of its own): a new connection is not that race.
+            tracing::info!(pool = %pool.name, backend = %backend.addr, "retrying on a new connection");
+        } else {
+            return Err(error);
         }
+        metrics.retries.inc();
     }
 }
 
+/// The request as a backend gets it: origin-form target, and a Host even when the client sent
+/// none (HTTP/1.0), as HTTP/1.1 requires.
 fn outgoing(
     backend: &Backend,
     method: &Method,
-    target: &str,
-    headers: HeaderMap,
+    target: &Uri,
+    mut headers: HeaderMap,
     body: ProxyBody,
-) -> Result<Request<ProxyBody>, UpstreamError> {
-    let authority = backend.authority.clone().ok_or(UpstreamError::Protocol)?;
-    let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(authority)
-        .path_and_query(target)
-        .build()
-        .map_err(|_| UpstreamError::Protocol)?;
+) -> Request<ProxyBody> {
+    if !headers.contains_key(header::HOST)
+        && let Some(host) = &backend.host
+    {
+        headers.insert(header::HOST, host.clone());
+    }
     let mut outgoing = Request::new(body);
     *outgoing.method_mut() = method.clone();
-    *outgoing.uri_mut() = uri;
+    *outgoing.uri_mut() = target.clone();
     *outgoing.headers_mut() = headers;
-    Ok(outgoing)
+    outgoing
 }
 
+/// One try on one backend; says whether it went out on a kept-alive connection.
 async fn attempt(
     pool: &Pool,
     backend: &Arc<Backend>,
     outgoing: Request<ProxyBody>,
     metrics: &Metrics,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> (Result<Response<BackendBody>, UpstreamError>, bool) {
     let _in_flight = backend.begin_request();
     let started = Instant::now();
-    let result = match tokio::time::timeout(
-        pool.settings.first_byte_timeout,
-        pool.client.request(outgoing),
+    let counters = backend
+        .counters
+        .get_or_init(|| metrics.backend_counters(&pool.name, backend.addr));
+    let settings = &pool.settings;
+    let (result, reused) = match tokio::time::timeout(
+        settings.first_byte_timeout,
+        connection::exchange(backend, outgoing, settings, Some(counters)),
     )
     .await
     {
-        Err(_elapsed) => Err(UpstreamError::Timeout),
-        Ok(Err(error)) => {
-            tracing::debug!(backend = %backend.addr, error = ?error, "backend request failed");
-            Err(UpstreamError::classify(&error))
-        }
-        Ok(Ok(response)) => Ok(response),
+        // Not retried, so whether the connection was a kept-alive one does not matter.
+        Err(_elapsed) => (Err(UpstreamError::Timeout), false),
+        Ok(exchange) => (exchange.result, exchange.reused),
     };
     let ok = result
         .as_ref()
         .is_ok_and(|response| !response.status().is_server_error());
-    backend.record_passive(ok, &pool.settings);
+    backend.record_passive(ok, settings);
     let outcome = match &result {
         Ok(response) => status_class(response.status()),
         Err(error) => error.label(),
     };
-    backend
-        .counters
-        .get_or_init(|| metrics.backend_counters(&pool.name, backend.addr))
-        .record(outcome, started.elapsed());
-    result
+    counters.record(outcome, started.elapsed());
+    (result, reused)
 }
 
 fn status_class(status: StatusCode) -> &'static str {

@@ -3,6 +3,7 @@
 
 pub mod balance;
 pub mod client;
+pub mod connection;
 pub mod health;
 pub mod pool;
 

@@ -1,15 +1,15 @@
-//! A named pool of backends: its members (re-resolved from DNS), their health, and the
-//! connection pool used to reach them.
+//! A named pool of backends: its members (re-resolved from DNS), their health, and each one's
+//! kept-alive connections.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use http::uri::Authority;
+use http::HeaderValue;
 
 use super::balance;
-use super::client::{self, HttpClient};
+use super::connection::IdleConnections;
 use crate::config::PoolSettings;
 use crate::metrics::BackendCounters;
 
@@ -17,9 +17,8 @@ use crate::metrics::BackendCounters;
 #[derive(Debug)]
 pub struct Backend {
     pub addr: SocketAddr,
-    /// `addr` for request URIs, made once; `None` for the rare address http's URI parser
-    /// refuses (an IPv6 zone id), whose requests then fail as invalid.
-    pub authority: Option<Authority>,
+    /// `addr` as a Host header, for requests that came without one (HTTP/1.0), made once.
+    pub host: Option<HeaderValue>,
     outstanding: AtomicUsize,
     /// The active health checks' verdict; true until they say otherwise.
     healthy: AtomicBool,
@@ -31,6 +30,8 @@ pub struct Backend {
     /// Set by passive ejection when no active checks would bring the backend back.
     ejected_until: Mutex<Option<Instant>>,
     pub(crate) counters: OnceLock<BackendCounters>,
+    /// Kept-alive connections waiting for the next request.
+    pub(crate) idle: IdleConnections,
 }
 
 /// Keeps a backend's outstanding-request count up while a request is in flight.
@@ -47,13 +48,14 @@ impl Backend {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
-            authority: Authority::try_from(addr.to_string()).ok(),
+            host: HeaderValue::try_from(addr.to_string()).ok(),
             outstanding: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             active_streak: AtomicU32::new(0),
             passive_failures: AtomicU32::new(0),
             ejected_until: Mutex::new(None),
             counters: OnceLock::new(),
+            idle: IdleConnections::default(),
         }
     }
 
@@ -124,7 +126,6 @@ impl Backend {
 pub struct Pool {
     pub name: String,
     pub settings: PoolSettings,
-    pub(crate) client: HttpClient,
     backends: RwLock<Arc<[Arc<Backend>]>>,
     cursor: AtomicUsize,
 }
@@ -135,7 +136,6 @@ impl Pool {
     pub async fn start(name: &str, settings: PoolSettings) -> Arc<Self> {
         let pool = Arc::new(Self {
             name: name.to_owned(),
-            client: client::build(&settings),
             settings,
             backends: RwLock::new(Arc::from(Vec::new())),
             cursor: AtomicUsize::new(0),
@@ -152,6 +152,7 @@ impl Pool {
         if pool.settings.health.is_some() {
             tokio::spawn(super::health::check_loop(Arc::downgrade(&pool)));
         }
+        tokio::spawn(sweep_idle(Arc::downgrade(&pool)));
         pool
     }
 
@@ -226,5 +227,20 @@ async fn refresh_dns(pool: Weak<Pool>) {
         tokio::time::sleep(every.max(Duration::from_millis(100))).await;
         let Some(pool) = pool.upgrade() else { return };
         pool.resolve().await;
+    }
+}
+
+/// Closes idle connections that timed out or that their backend closed, even when no request
+/// comes to notice.
+async fn sweep_idle(pool: Weak<Pool>) {
+    loop {
+        let Some(every) = pool.upgrade().map(|p| p.settings.idle_timeout) else {
+            return;
+        };
+        tokio::time::sleep(every.max(Duration::from_secs(1))).await;
+        let Some(pool) = pool.upgrade() else { return };
+        for backend in pool.backends().iter() {
+            backend.idle.sweep(pool.settings.idle_timeout);
+        }
     }
 }
