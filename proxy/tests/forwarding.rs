@@ -222,6 +222,51 @@ async fn a_kept_alive_connection_closed_under_a_get_is_retried_on_a_new_one() {
 }
 
 #[tokio::test]
+async fn an_idle_connection_the_backend_closed_is_not_reused() {
+    // A backend that closes every connection right after its first response, without saying so
+    // (as a keep-alive timeout of zero would).
+    let listener = testkit::bind_port_0().await;
+    let addr = listener.local_addr().unwrap().to_string();
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let closes = closed.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let closes = closes.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                    let reply =
+                        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncache-control: no-store\r\n\r\nok";
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                }
+                drop(stream);
+                closes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+    });
+    let proxy = TestProxy::start(proxy::Config::for_backends(vec![addr])).await;
+    for round in 1..=3 {
+        let (status, _, body) = get(&proxy.url("/z")).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        common::eventually(Duration::from_secs(5), "the backend closed", || async {
+            closed.load(std::sync::atomic::Ordering::SeqCst) >= round
+        })
+        .await;
+    }
+    // Each request found the previous connection closed before using it: no request was sent
+    // on a dead connection, so none needed a retry.
+    let metrics = proxy.metrics().await;
+    assert_eq!(
+        common::sample(&metrics, "proxy_backend_retries_total"),
+        Some(0.0)
+    );
+    assert_eq!(
+        common::sample(&metrics, "proxy_backend_connections_opened_total"),
+        Some(3.0)
+    );
+}
+
+#[tokio::test]
 async fn a_post_on_a_kept_alive_connection_that_closes_is_not_resent() {
     let proxy = TestProxy::start(proxy::Config::for_backends(vec![
         backend_closing_its_first_kept_alive_connection().await,
