@@ -15,7 +15,9 @@
 //!   faster side also queues more); at one offered load the p99s are comparable. Latency counts
 //!   from each request's *scheduled* send time, so a client that falls behind pays for it
 //!   (coordinated omission corrected, as wrk2 does). A side that does not keep up with the rate
-//!   is reported as such, with no latency.
+//!   is reported as such, with no latency. The sides take turns in slices of a quarter second
+//!   (each side's `--rate-seconds` in all), so that a slow stretch of the machine hits every
+//!   side alike.
 //!
 //! Run by `bench/cache-pool`, which starts the nodes pinned to one core and this program pinned
 //! to the other:
@@ -35,17 +37,25 @@ use cache::pool::{NodeSource, Pool, PoolConfig};
 use futures::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use prometheus_client::registry::Registry;
+use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 
 const KEYS: usize = 10_000;
 const TTL: Duration = Duration::from_secs(3600);
 
+/// The pool's operation timeout, and the direct connection's response timeout (the pool's
+/// connections bound every request by it, so the direct one does too: both arm the same timer).
+/// The bench measures overhead, not failures: a generous timeout keeps a noisy machine from
+/// opening breakers mid-run.
+const OP_TIMEOUT: Duration = Duration::from_secs(1);
 /// Fixed rate: requests waiting for an answer beyond this many are not sent but counted as
 /// dropped, so a side that cannot keep up shows it instead of queueing without bound.
 const MAX_IN_FLIGHT: usize = 4096;
 /// Fixed rate: a request that leaves later than this after its scheduled time is counted late.
 const LATE: Duration = Duration::from_micros(100);
+/// Fixed rate: each side's `--rate-seconds` are run in turns of this long, alternating sides.
+const SLICE: Duration = Duration::from_millis(250);
 /// Fixed rate: how long to wait for the last answers once the schedule is over (beyond the
 /// pool's 1 s operation timeout).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -161,13 +171,15 @@ struct Run {
     sleeps_per_request: f64,
 }
 
-/// What one fixed-rate run measured.
+/// What one fixed-rate run (or several slices of runs, merged) measured.
 struct Paced {
     /// Requests per second asked for.
     target: f64,
     start: Instant,
     answered: u64,
     last_answer: Instant,
+    /// From start to last answer of the slices merged into this one before.
+    merged_span: Duration,
     /// Not sent because `MAX_IN_FLIGHT` requests were already waiting.
     dropped: u64,
     /// Sent more than `LATE` after their scheduled time.
@@ -190,6 +202,7 @@ impl Paced {
             start,
             answered: 0,
             last_answer: start,
+            merged_span: Duration::ZERO,
             dropped: 0,
             late: 0,
             unfinished: 0,
@@ -212,10 +225,34 @@ impl Paced {
         record(&mut self.service, answered - sent);
     }
 
+    /// Adds a later slice of the same side at the same rate.
+    fn merge(&mut self, slice: Paced) {
+        self.merged_span += slice.span();
+        self.answered += slice.answered;
+        self.dropped += slice.dropped;
+        self.late += slice.late;
+        self.unfinished += slice.unfinished;
+        self.max_in_flight = self.max_in_flight.max(slice.max_in_flight);
+        for (total, part) in [
+            (&mut self.latency, &slice.latency),
+            (&mut self.service, &slice.service),
+            (&mut self.lag, &slice.lag),
+        ] {
+            total
+                .add(part)
+                .expect("histograms of the same bounds add up");
+        }
+    }
+
+    /// The time from each slice's start to its last answer, summed.
+    fn span(&self) -> Duration {
+        self.merged_span + (self.last_answer - self.start)
+    }
+
     /// Answers per second from the start to the last answer: below the target when requests
     /// queued up faster than they were answered.
     fn achieved(&self) -> f64 {
-        let elapsed = (self.last_answer - self.start).as_secs_f64();
+        let elapsed = self.span().as_secs_f64();
         if elapsed > 0.0 {
             self.answered as f64 / elapsed
         } else {
@@ -399,9 +436,7 @@ const SIDES: [Side; 3] = [Side::PoolOfThree, Side::PoolOfOne, Side::Direct];
 
 fn pool_over(nodes: &[String]) -> Pool {
     let mut config = PoolConfig::new(NodeSource::Static(nodes.to_vec()));
-    // The bench measures overhead, not failures: a generous timeout keeps a noisy machine from
-    // opening breakers mid-run.
-    config.op_timeout = Duration::from_secs(1);
+    config.op_timeout = OP_TIMEOUT;
     Pool::new(config, &mut Registry::default())
 }
 
@@ -476,7 +511,9 @@ async fn fill(nodes: &[String]) -> Result<Clients, Box<dyn std::error::Error>> {
         pool_of_three.set(&key(i), &post(i as u64), TTL).await;
     }
     let mut direct: MultiplexedConnection = redis::Client::open(format!("redis://{}", nodes[0]))?
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &AsyncConnectionConfig::new().set_response_timeout(Some(OP_TIMEOUT)),
+        )
         .await?;
     let prefix = PoolConfig::new(NodeSource::Static(Vec::new())).versioned_prefix();
     for node in &nodes[1..] {
@@ -599,13 +636,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "round {round} fixed rate {rate:.0} req/s for {}s ({why})",
             args.rate_seconds
         );
+        // The sides take turns in slices, so that a stretch of seconds when the machine is
+        // slower (another process, the hypervisor) falls on every side alike rather than on
+        // whichever side ran then (Direct's own p99 ranged 126–1593 µs between 5 s runs).
+        let slices = (Duration::from_secs(args.rate_seconds).as_nanos() / SLICE.as_nanos()).max(1);
         let fixed_rate = FixedRate {
             rate,
-            duration: Duration::from_secs(args.rate_seconds),
+            duration: SLICE,
         };
-        let mut paced = [None, None, None];
+        let mut paced: [Option<Paced>; 3] = [None, None, None];
+        for _ in 0..slices {
+            for &index in &order {
+                let slice = clients.measure(SIDES[index], &fixed_rate).await;
+                match &mut paced[index] {
+                    Some(run) => run.merge(slice),
+                    empty => *empty = Some(slice),
+                }
+            }
+        }
         for &index in &order {
-            let run = clients.measure(SIDES[index], &fixed_rate).await;
+            let run = paced[index].as_ref().expect("every side ran this round");
             let side = format!("{:?}", SIDES[index]);
             let verdict = if run.kept_up() {
                 format!(
@@ -631,7 +681,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 run.late as f64 * 100.0 / run.answered.max(1) as f64,
                 run.max_in_flight,
             );
-            paced[index] = Some(run);
         }
         let [three, one, direct] = paced.map(|run| run.expect("every side ran this round"));
         if [&three, &one, &direct].iter().all(|run| run.kept_up()) {
