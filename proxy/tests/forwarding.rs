@@ -133,9 +133,6 @@ async fn backend_connections_are_kept_alive_between_requests() {
     })
     .await;
     let proxy = TestProxy::for_origins(&[&origin]).await;
-    let opened = |metrics: &str| {
-        common::sample(metrics, "proxy_backend_connections_opened_total").unwrap_or(0.0)
-    };
     // One client after another: passes, misses (bodies read into the cache) and a POST.
     for i in 0..10 {
         let (status, _, body) = get(&proxy.url(&format!("/page{i}"))).await;
@@ -151,7 +148,7 @@ async fn backend_connections_are_kept_alive_between_requests() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(origin.seen().len(), 21);
-    assert_eq!(opened(&proxy.metrics().await), 1.0);
+    assert_retries_and_connections(&proxy, 0.0, 1.0).await;
 
     // Eight at a time need at most eight connections, however many requests they make.
     let mut clients = Vec::new();
@@ -166,7 +163,19 @@ async fn backend_connections_are_kept_alive_between_requests() {
     for each in clients {
         each.await.unwrap();
     }
-    assert!(opened(&proxy.metrics().await) <= 9.0);
+    let metrics = proxy.metrics().await;
+    let opened = common::sample(&metrics, "proxy_backend_connections_opened_total");
+    assert!(opened.is_some_and(|n| n <= 9.0), "{metrics}");
+}
+
+/// Asserts how many retries and new backend connections the proxy has counted.
+async fn assert_retries_and_connections(proxy: &TestProxy, retries: f64, opened: f64) {
+    let metrics = proxy.metrics().await;
+    let counted = (
+        common::sample(&metrics, "proxy_backend_retries_total"),
+        common::sample(&metrics, "proxy_backend_connections_opened_total"),
+    );
+    assert_eq!(counted, (Some(retries), Some(opened)), "{metrics}");
 }
 
 /// A backend whose first connection answers one request with keep-alive, then reads the next
@@ -210,15 +219,7 @@ async fn a_kept_alive_connection_closed_under_a_get_is_retried_on_a_new_one() {
         let (status, _, body) = get(&proxy.url("/z")).await;
         assert_eq!((status, body.as_str()), (200, "ok"));
     }
-    let metrics = proxy.metrics().await;
-    assert_eq!(
-        common::sample(&metrics, "proxy_backend_retries_total"),
-        Some(1.0)
-    );
-    assert_eq!(
-        common::sample(&metrics, "proxy_backend_connections_opened_total"),
-        Some(2.0)
-    );
+    assert_retries_and_connections(&proxy, 1.0, 2.0).await;
 }
 
 #[tokio::test]
@@ -255,15 +256,7 @@ async fn an_idle_connection_the_backend_closed_is_not_reused() {
     }
     // Each request found the previous connection closed before using it: no request was sent
     // on a dead connection, so none needed a retry.
-    let metrics = proxy.metrics().await;
-    assert_eq!(
-        common::sample(&metrics, "proxy_backend_retries_total"),
-        Some(0.0)
-    );
-    assert_eq!(
-        common::sample(&metrics, "proxy_backend_connections_opened_total"),
-        Some(3.0)
-    );
+    assert_retries_and_connections(&proxy, 0.0, 3.0).await;
 }
 
 #[tokio::test]
