@@ -110,13 +110,7 @@ async fn backend_that_closes_without_answering_is_retried_for_get_only() {
     // A POST that reached the rude backend is not resent: the client learns of the failure.
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let response = client()
-            .post(proxy.url("/form"))
-            .body("a=1")
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
+        statuses.push(post_form(&proxy).await);
     }
     assert!(statuses.contains(&502), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
@@ -140,13 +134,7 @@ async fn backend_connections_are_kept_alive_between_requests() {
         let (status, _, body) = get(&proxy.url(&format!("/cached{i}"))).await;
         assert_eq!((status, body.as_str()), (200, "cached"));
     }
-    let response = client()
-        .post(proxy.url("/form"))
-        .body("a=1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(post_form(&proxy).await, 200);
     assert_eq!(origin.seen().len(), 21);
     assert_retries_and_connections(&proxy, 0.0, 1.0).await;
 
@@ -166,6 +154,17 @@ async fn backend_connections_are_kept_alive_between_requests() {
     let metrics = proxy.metrics().await;
     let opened = common::sample(&metrics, "proxy_backend_connections_opened_total");
     assert!(opened.is_some_and(|n| n <= 9.0), "{metrics}");
+}
+
+/// POSTs a small form through the proxy; the status the client got.
+async fn post_form(proxy: &TestProxy) -> u16 {
+    let response = client()
+        .post(proxy.url("/form"))
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
 }
 
 /// Asserts how many retries and new backend connections the proxy has counted.
@@ -266,13 +265,7 @@ async fn a_post_on_a_kept_alive_connection_that_closes_is_not_resent() {
     ]))
     .await;
     assert_eq!(get(&proxy.url("/z")).await.0, 200);
-    let response = client()
-        .post(proxy.url("/form"))
-        .body("a=1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 502);
+    assert_eq!(post_form(&proxy).await, 502);
     // The next request gets a new connection.
     assert_eq!(get(&proxy.url("/z")).await.0, 200);
 }

@@ -78,6 +78,12 @@ impl BackendConnection {
             .is_pending()
             && self.sender.is_ready()
     }
+
+    /// Whether an idle connection may still be used: idle for less than `idle_timeout`, and
+    /// reusable.
+    fn still_good(&mut self, idle_timeout: Duration) -> bool {
+        self.idle_since.elapsed() < idle_timeout && self.reusable()
+    }
 }
 
 /// A backend's idle connections, the most recently used last.
@@ -105,7 +111,7 @@ impl IdleConnections {
     fn take(&self, idle_timeout: Duration) -> Option<Box<BackendConnection>> {
         let mut list = self.list.lock().expect("not poisoned");
         while let Some(mut connection) = list.pop() {
-            if connection.idle_since.elapsed() < idle_timeout && connection.reusable() {
+            if connection.still_good(idle_timeout) {
                 return Some(connection);
             }
         }
@@ -129,9 +135,7 @@ impl IdleConnections {
         self.list
             .lock()
             .expect("not poisoned")
-            .retain_mut(|connection| {
-                connection.idle_since.elapsed() < idle_timeout && connection.reusable()
-            });
+            .retain_mut(|connection| connection.still_good(idle_timeout));
     }
 }
 

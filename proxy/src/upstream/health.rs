@@ -3,6 +3,7 @@
 //! [`super::pool::Backend::record_passive`].
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use http::{Request, header};
 use http_body_util::BodyExt;
@@ -13,34 +14,29 @@ use super::pool::{Backend, Pool};
 use crate::body;
 
 pub async fn check_loop(pool: Weak<Pool>) {
-    loop {
-        let Some(interval) = pool
-            .upgrade()
-            .and_then(|p| p.settings.health.as_ref().map(|h| h.interval))
-        else {
-            return;
-        };
-        tokio::time::sleep(interval).await;
-        let Some(pool) = pool.upgrade() else { return };
-        let Some(health) = pool.settings.health.clone() else {
-            return;
-        };
-        // Concurrently, so one hanging backend does not delay the others' checks.
-        let mut checks = tokio::task::JoinSet::new();
-        for backend in pool.backends().iter() {
-            let pool = pool.clone();
-            let backend = backend.clone();
-            let path = health.path.clone();
-            let health = health.clone();
-            checks.spawn(async move {
-                let ok = tokio::time::timeout(health.timeout, check(&pool, &backend, &path))
-                    .await
-                    .unwrap_or(false);
-                backend.record_check(ok, health.rise, health.fall);
-            });
-        }
-        while checks.join_next().await.is_some() {}
+    let interval = |pool: &Pool| pool.settings.health.as_ref().map(|h| h.interval);
+    super::pool::while_alive(pool, interval, Duration::ZERO, check_all).await;
+}
+
+/// Checks every backend of `pool` once, concurrently, so one hanging backend does not delay the
+/// others' checks.
+async fn check_all(pool: &Arc<Pool>) {
+    let Some(health) = pool.settings.health.clone() else {
+        return;
+    };
+    let mut checks = tokio::task::JoinSet::new();
+    for backend in pool.backends().iter() {
+        let pool = pool.clone();
+        let backend = backend.clone();
+        let health = health.clone();
+        checks.spawn(async move {
+            let ok = tokio::time::timeout(health.timeout, check(&pool, &backend, &health.path))
+                .await
+                .unwrap_or(false);
+            backend.record_check(ok, health.rise, health.fall);
+        });
     }
+    while checks.join_next().await.is_some() {}
 }
 
 /// One check, on a kept-alive connection like the proxy's own requests (and, like them, once

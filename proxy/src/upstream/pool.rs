@@ -219,28 +219,40 @@ impl Pool {
     }
 }
 
-async fn refresh_dns(pool: Weak<Pool>) {
+/// Runs `work` on the pool every `interval` (at least `floor`) for as long as the pool exists
+/// (a reload that replaced it, or the proxy stopping, ends the loop) and `interval` says one.
+pub(super) async fn while_alive(
+    pool: Weak<Pool>,
+    interval: fn(&Pool) -> Option<Duration>,
+    floor: Duration,
+    work: impl AsyncFn(&Arc<Pool>),
+) {
     loop {
-        let Some(every) = pool.upgrade().map(|p| p.settings.dns_refresh) else {
+        let Some(every) = pool.upgrade().and_then(|p| interval(&p)) else {
             return;
         };
-        tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+        tokio::time::sleep(every.max(floor)).await;
         let Some(pool) = pool.upgrade() else { return };
-        pool.resolve().await;
+        work(&pool).await;
     }
+}
+
+async fn refresh_dns(pool: Weak<Pool>) {
+    let interval = |pool: &Pool| Some(pool.settings.dns_refresh);
+    while_alive(pool, interval, Duration::from_millis(100), async |pool| {
+        pool.resolve().await;
+    })
+    .await;
 }
 
 /// Closes idle connections that timed out or that their backend closed, even when no request
 /// comes to notice.
 async fn sweep_idle(pool: Weak<Pool>) {
-    loop {
-        let Some(every) = pool.upgrade().map(|p| p.settings.idle_timeout) else {
-            return;
-        };
-        tokio::time::sleep(every.max(Duration::from_secs(1))).await;
-        let Some(pool) = pool.upgrade() else { return };
+    let interval = |pool: &Pool| Some(pool.settings.idle_timeout);
+    while_alive(pool, interval, Duration::from_secs(1), async |pool| {
         for backend in pool.backends().iter() {
             backend.idle.sweep(pool.settings.idle_timeout);
         }
-    }
+    })
+    .await;
 }
