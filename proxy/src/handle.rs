@@ -11,7 +11,7 @@
 //!    the client, a failure falls back to a stale copy (stale-if-error);
 //! 7. **respond** — Age, X-Cache and Via, one access log line, the metrics.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
@@ -32,7 +32,7 @@ use crate::cache::store::{PurgeMode, Usable};
 use crate::cache::{CachedObject, key, purge, revalidate};
 use crate::config::Limits;
 use crate::framing::AmbiguousFraming;
-use crate::headers;
+use crate::headers::{self, Peer};
 use crate::metrics::CacheStatus;
 use crate::state::{Policy, Shared};
 use crate::upstream::{Pool, UpstreamBody, UpstreamRequest, client};
@@ -76,12 +76,12 @@ impl Served {
 /// Serves one client request from `peer`.
 pub async fn handle(
     shared: Arc<Shared>,
-    peer: SocketAddr,
+    peer: Peer,
     request: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let policy = shared.policy();
-    let log = AccessLog::new(peer, &request);
+    let log = AccessLog::new(peer.addr, &request);
     let served = match reject_bad_input(&request, &policy.config.limits) {
         Some(rejected) => rejected,
         None => serve(&shared, policy, peer, request).await,
@@ -134,7 +134,7 @@ fn reject_bad_input(request: &Request<Incoming>, limits: &Limits) -> Option<Serv
 async fn serve(
     shared: &Arc<Shared>,
     policy: Arc<Policy>,
-    peer: SocketAddr,
+    peer: Peer,
     request: Request<Incoming>,
 ) -> Served {
     let (parts, incoming) = request.into_parts();
@@ -162,7 +162,13 @@ async fn serve(
         let upstream = UpstreamRequest {
             method: parts.method,
             target,
-            headers: headers::forward_request(parts.headers, peer.ip(), host_header.as_deref()),
+            // Content-Length goes with the body, which `pass` does not send on GET or HEAD.
+            headers: headers::forward_request(
+                parts.headers,
+                &peer,
+                host_header.as_deref(),
+                |name| idempotent && name == header::CONTENT_LENGTH,
+            ),
         };
         let status = if bypass {
             CacheStatus::Bypass
@@ -179,7 +185,7 @@ async fn serve(
         strip_cookies: route.strip_cookies,
         policy,
         pool,
-        peer: peer.ip(),
+        peer,
         host_header,
         is_head: parts.method == Method::HEAD,
         client: parts.headers,
@@ -203,10 +209,8 @@ async fn pass(
     incoming: Incoming,
     status: CacheStatus,
 ) -> Served {
-    let mut upstream = upstream;
     let body = if matches!(upstream.method, Method::GET | Method::HEAD) {
         // A body on GET has no meaning (RFC 9110 §9.3.1); not sending one keeps it retryable.
-        upstream.headers.remove(header::CONTENT_LENGTH);
         UpstreamBody::Bytes(Bytes::new())
     } else {
         UpstreamBody::Stream(body::stream(incoming))
@@ -228,8 +232,7 @@ async fn pass(
 
 /// Removes what a client must not see from a backend's response headers.
 fn client_facing(headers: &mut HeaderMap) {
-    headers::remove_hop_by_hop(headers);
-    headers::remove_all(headers, &[purge::SURROGATE_KEY]);
+    headers::remove_hop_by_hop(headers, |name| name == purge::SURROGATE_KEY);
 }
 
 /// What a cacheable request's fetch does not forward: the backend is sent no body (see `pass`),
@@ -255,7 +258,7 @@ struct Lookup {
     ttl: Option<Duration>,
     /// The client's request headers (for Vary, conditionals and storability).
     client: HeaderMap,
-    peer: IpAddr,
+    peer: Peer,
     host_header: Option<String>,
     /// Normalised path and query.
     target: String,
@@ -266,12 +269,14 @@ struct Lookup {
 impl Lookup {
     /// The request to send the backend; built only on a miss, so a hit copies no headers.
     fn upstream_request(&self) -> UpstreamRequest {
-        let mut headers =
-            headers::forward_request(self.client.clone(), self.peer, self.host_header.as_deref());
-        if self.strip_cookies {
-            headers::remove_all(&mut headers, &[header::COOKIE]);
-        }
-        headers::remove_all(&mut headers, &NOT_SENT_ON_A_MISS);
+        let headers = headers::forward_request(
+            self.client.clone(),
+            &self.peer,
+            self.host_header.as_deref(),
+            |name| {
+                NOT_SENT_ON_A_MISS.contains(name) || (self.strip_cookies && name == header::COOKIE)
+            },
+        );
         UpstreamRequest {
             // HEAD is answered from (and fills) the GET object.
             method: Method::GET,

@@ -1,8 +1,9 @@
 //! Header rules for an intermediary: hop-by-hop fields removed (RFC 9110 §7.6.1), Via added
 //! (§7.6.3), and the de-facto X-Forwarded-* fields that tell the backend who asked.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 /// This proxy's entry in Via.
@@ -13,99 +14,109 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Fields that describe one connection, never forwarded. Names, not strings: removing by a
-/// string would parse it into a name again on every request; and a static, as a `const` array
-/// would be built and dropped at every use.
-static HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
-/// Removes the hop-by-hop fields, including those the Connection field names.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Only names of fields that are there: the usual tokens ("close", "keep-alive") name
-    // none, and are not made into names, which would allocate.
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|token| {
-            !HOP_BY_HOP
-                .iter()
-                .any(|name| name.as_str().eq_ignore_ascii_case(token))
-                && headers.contains_key(*token)
-        })
-        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    remove_all(headers, &HOP_BY_HOP);
+/// A client connection: its address, and the X-Forwarded-For entry it adds, written once per
+/// connection rather than for every request on it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    forwarded_for: HeaderValue,
 }
 
-/// Removes every field of `names`. A message holds a handful of fields and usually none of
-/// these: looking through the names present costs a few comparisons, where each removal hashes
-/// its name, so only what is there is removed (this runs several times per proxied request).
-pub fn remove_all(headers: &mut HeaderMap, names: &[HeaderName]) {
-    for name in names {
-        if headers.keys().any(|present| present == name) {
-            headers.remove(name);
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Self {
+        let forwarded_for = HeaderValue::try_from(addr.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            addr,
+            forwarded_for,
         }
     }
 }
 
-/// The headers to send a backend for a client's request from `peer`, made from the client's.
-pub fn forward_request(mut headers: HeaderMap, peer: IpAddr, host: Option<&str>) -> HeaderMap {
-    remove_hop_by_hop(&mut headers);
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) => HeaderValue::from_str(&format!("{earlier}, {peer}")).ok(),
-        None => Some(ip_value(peer)),
+/// Whether a field describes one connection and is never forwarded (RFC 9110 §7.6.1).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Removes the hop-by-hop fields, those the Connection field names, and those `also` picks.
+/// A message holds a handful of fields and usually one of these at most, while each removal
+/// hashes its name: so each name present is looked at once, and only what is there is removed.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    let connection_tokens = || {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
     };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, value);
+    // The usual tokens name no other field; only another sends each name through the list.
+    let names_fields = connection_tokens().any(|token| {
+        !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
+    });
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            is_hop_by_hop(name)
+                || also(name)
+                || (names_fields
+                    && connection_tokens().any(|token| token.eq_ignore_ascii_case(name.as_str())))
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// The headers to send a backend for a client's request from `peer`, made from the client's
+/// without the hop-by-hop fields and those `also_remove` picks.
+pub fn forward_request(
+    mut headers: HeaderMap,
+    peer: &Peer,
+    host: Option<&str>,
+    also_remove: impl Fn(&HeaderName) -> bool,
+) -> HeaderMap {
+    remove_hop_by_hop(&mut headers, also_remove);
+    // The four fields below: one growth at most, and one hash of each name.
+    headers.reserve(4);
+    match headers.entry(X_FORWARDED_FOR) {
+        Entry::Occupied(mut earlier) => {
+            // Every hop so far, from however many fields they came in, then this client.
+            let mut list = String::new();
+            for hop in earlier.iter().filter_map(|value| value.to_str().ok()) {
+                list.push_str(hop);
+                list.push_str(", ");
+            }
+            list.push_str(peer.forwarded_for.to_str().unwrap_or_default());
+            if let Ok(value) = HeaderValue::try_from(list) {
+                earlier.insert(value);
+            }
+        }
+        Entry::Vacant(vacant) => {
+            vacant.insert(peer.forwarded_for.clone());
+        }
     }
     // A TLS terminator in front of this proxy has already said what the client used.
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok())
-        && !headers.contains_key(&X_FORWARDED_HOST)
+    headers
+        .entry(X_FORWARDED_PROTO)
+        .or_insert(HeaderValue::from_static("http"));
+    if let Entry::Vacant(vacant) = headers.entry(X_FORWARDED_HOST)
+        && let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok())
     {
-        headers.insert(X_FORWARDED_HOST, host);
+        vacant.insert(host);
     }
     append_via(&mut headers);
     headers
-}
-
-/// `ip` as a header value. An IPv4 address is written by hand: through `Display` it cost more
-/// than all the rest of [`forward_request`], on every request.
-fn ip_value(ip: IpAddr) -> HeaderValue {
-    let IpAddr::V4(v4) = ip else {
-        return HeaderValue::try_from(ip.to_string())
-            .expect("an IP address is a valid header value");
-    };
-    let mut text = Vec::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push(b'.');
-        }
-        if octet >= 100 {
-            text.push(b'0' + octet / 100);
-        }
-        if octet >= 10 {
-            text.push(b'0' + octet / 10 % 10);
-        }
-        text.push(b'0' + octet % 10);
-    }
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
-        .expect("digits and dots are a valid header value")
 }
 
 /// Adds this proxy to Via.
@@ -138,7 +149,12 @@ mod tests {
         headers.insert("x-secret", "1".parse().unwrap());
         headers.insert("keep-alive", "timeout=5".parse().unwrap());
         headers.insert("accept", "text/html".parse().unwrap());
-        let out = forward_request(headers, "10.0.0.9".parse().unwrap(), Some("example.com"));
+        let out = forward_request(
+            headers,
+            &Peer::new("10.0.0.9:5000".parse().unwrap()),
+            Some("example.com"),
+            |_| false,
+        );
         assert!(out.get("x-secret").is_none() && out.get("keep-alive").is_none());
         assert_eq!(out["accept"], "text/html");
         assert_eq!(out["x-forwarded-for"], "10.0.0.9");
@@ -147,19 +163,25 @@ mod tests {
     }
 
     #[test]
-    fn writes_addresses_as_display_does() {
-        for ip in [
-            "0.0.0.0",
-            "9.10.99.100",
-            "127.0.0.1",
-            "255.255.255.255",
-            "192.168.1.20",
-            "::1",
-            "2001:db8::8a2e:370:7334",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(ip_value(ip), ip.to_string().as_str());
-        }
+    fn extends_forwarded_for_from_every_field_and_removes_what_the_caller_asks() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", "203.0.113.7".parse().unwrap());
+        headers.append("x-forwarded-for", "198.51.100.2, 10.0.0.1".parse().unwrap());
+        headers.insert("x-forwarded-proto", "https".parse().unwrap());
+        headers.insert("range", "bytes=0-10".parse().unwrap());
+        let out = forward_request(
+            headers,
+            &Peer::new("10.0.0.9:5000".parse().unwrap()),
+            None,
+            |name| name == header::RANGE,
+        );
+        let forwarded_for: Vec<_> = out.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(
+            forwarded_for,
+            ["203.0.113.7, 198.51.100.2, 10.0.0.1, 10.0.0.9"]
+        );
+        assert_eq!(out["x-forwarded-proto"], "https");
+        assert!(out.get("range").is_none() && out.get("x-forwarded-host").is_none());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use crate::admin;
 use crate::config::{Config, ConfigError};
 use crate::framing::{AmbiguousFraming, FramingGuard};
+use crate::headers::Peer;
 use crate::metrics::Metrics;
 use crate::state::{Policy, Shared};
 
@@ -132,6 +133,7 @@ async fn accept_loop(
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes);
         let shared = shared.clone();
+        let peer = Peer::new(peer);
         let (stream, ambiguous) = FramingGuard::new(stream, limits.max_header_bytes);
         let requests = Cell::new(0);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -139,7 +141,7 @@ async fn accept_loop(
             if ambiguous.is(ordinal) {
                 request.extensions_mut().insert(AmbiguousFraming);
             }
-            let shared = shared.clone();
+            let (shared, peer) = (shared.clone(), peer.clone());
             async move { Ok::<_, Infallible>(crate::handle::handle(shared, peer, request).await) }
         });
         builder.serve_connection(TokioIo::new(stream), service)
