@@ -2,22 +2,43 @@
 //! breaker and postcard over three nodes, against plain `GET`s of the same bytes on one direct
 //! `redis` multiplexed connection to one node. Same key set, all hits.
 //!
-//! A third side, the pool over that one node alone, does the same server work as the direct
-//! connection, so its ratio is the pool's own cost with no difference in server processes.
+//! Two more sides take the comparison apart:
 //!
-//! Each round measures every side twice, in a rotating order:
+//! - the pool over that one node alone does the same server work as the direct connection, so
+//!   its ratio is the pool's own cost with no difference in connections or server processes;
+//! - three direct connections, one per node, each key read from the node the pool's placement
+//!   puts it on, spread the load exactly as the pool over three nodes does, so the pool's ratio
+//!   to them is its own cost over three nodes.
 //!
-//! - **closed loop**: `--concurrency` tasks each send a request as soon as their last one is
-//!   answered. This finds each side's maximum throughput, and the client's CPU per request.
-//! - **fixed rate** (open loop): requests leave on an absolute schedule at the same rate for
-//!   every side — `--rate` requests per second, or `--load` times the slowest side's
-//!   closed-loop throughput in this round. A closed loop compares p99s at different loads (a
-//!   faster side also queues more); at one offered load the p99s are comparable. Latency counts
-//!   from each request's *scheduled* send time, so a client that falls behind pays for it
-//!   (coordinated omission corrected, as wrk2 does). A side that does not keep up with the rate
-//!   is reported as such, with no latency. The sides take turns in slices of a quarter second
-//!   (each side's `--rate-seconds` in all), so that a slow stretch of the machine hits every
-//!   side alike.
+//! Each round measures every side twice:
+//!
+//! - **closed loop**, one side after the other in a rotating order: `--concurrency` tasks each
+//!   send a request as soon as their last one is answered. This finds each side's maximum
+//!   throughput, and the client's CPU per request.
+//! - **fixed rate** (open loop), all sides at once: one absolute schedule at an aggregate rate —
+//!   `--rate` requests per second, or `--load` times the slowest side's closed-loop throughput
+//!   in this round — deals each four consecutive requests to the four sides, so each side gets
+//!   a quarter of the rate. A closed loop compares p99s at different loads (a faster
+//!   side also queues more); at one offered load the p99s are comparable. Latency counts from
+//!   each request's *scheduled* send time, so a client that falls behind pays for it
+//!   (coordinated omission corrected, as wrk2 does), and goes into its own side's histogram. A
+//!   side that does not keep up with its share is reported as such, with no latency.
+//!
+//! Why the sides share one schedule: on a shared machine the p99 is made of stalls — the
+//! client or a node taken off its CPU for milliseconds by another task — and every request due
+//! during a stall waits it out. Run one after the other (even in quarter-second turns), the
+//! sides met different stalls and their p99 ratio swung 0.4–2.7× from round to round while the
+//! p50 ratio held within 2%. Interleaved request by request, every stall hits every side at
+//! the same instant and in the same proportion, so the ratios compare the sides and not their
+//! luck. The price: the sides share the client thread and the nodes' CPU, so time one side
+//! spends there can delay another side's next request; each side still pays its own work on
+//! its own requests, but part of a side's extra cost spills onto the others, which makes the
+//! latency ratios a little smaller than a side's cost alone would. And node 0 serves both
+//! one-node sides plus a third of the three-node ones, so it is busier than the other two: the
+//! ratios across that line (`PoolOfThree / Direct`, `DirectOverThree / Direct`) include it,
+//! while `PoolOfOne / Direct` and `PoolOfThree / DirectOverThree` compare sides that read from
+//! the same nodes. The closed-loop ratios (throughput, client CPU per request) have no such
+//! sharing.
 //!
 //! Run by `bench/cache-pool`, which starts the nodes pinned to one core and this program pinned
 //! to the other:
@@ -27,16 +48,21 @@
 //!            [--load F | --rate REQ_PER_S] [--rate-seconds S]
 //! ```
 //!
-//! `--load 0` leaves out the fixed-rate part. Prints one line per run and the median
-//! same-round ratios to the direct connection.
+//! `--rate` is the aggregate over all sides, like the rate `--load` sets; `--rate-seconds` is
+//! how long the shared schedule runs. `--load 0` leaves out the fixed-rate part. Prints one
+//! line per run and the median same-round ratios between sides.
 
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use cache::pool::rendezvous::Rendezvous;
 use cache::pool::{NodeSource, Pool, PoolConfig};
+use futures::future::Either;
 use futures::stream::{FuturesUnordered, StreamExt};
 use hdrhistogram::Histogram;
 use prometheus_client::registry::Registry;
+use rand::seq::SliceRandom;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
@@ -44,18 +70,16 @@ use serde::{Deserialize, Serialize};
 const KEYS: usize = 10_000;
 const TTL: Duration = Duration::from_secs(3600);
 
-/// The pool's operation timeout, and the direct connection's response timeout (the pool's
-/// connections bound every request by it, so the direct one does too: both arm the same timer).
+/// The pool's operation timeout, and the direct connections' response timeout (the pool's
+/// connections bound every request by it, so the direct ones do too: both arm the same timer).
 /// The bench measures overhead, not failures: a generous timeout keeps a noisy machine from
 /// opening breakers mid-run.
 const OP_TIMEOUT: Duration = Duration::from_secs(1);
-/// Fixed rate: requests waiting for an answer beyond this many are not sent but counted as
-/// dropped, so a side that cannot keep up shows it instead of queueing without bound.
+/// Fixed rate: a side's requests waiting for an answer beyond this many are not sent but counted
+/// as dropped, so a side that cannot keep up shows it instead of queueing without bound.
 const MAX_IN_FLIGHT: usize = 4096;
 /// Fixed rate: a request that leaves later than this after its scheduled time is counted late.
 const LATE: Duration = Duration::from_micros(100);
-/// Fixed rate: each side's `--rate-seconds` are run in turns of this long, alternating sides.
-const SLICE: Duration = Duration::from_millis(250);
 /// Fixed rate: how long to wait for the last answers once the schedule is over (beyond the
 /// pool's 1 s operation timeout).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -115,7 +139,7 @@ fn parse_args() -> Result<Args, String> {
         rounds: 3,
         load: 0.7,
         rate: None,
-        rate_seconds: 10,
+        rate_seconds: 20,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -171,21 +195,19 @@ struct Run {
     sleeps_per_request: f64,
 }
 
-/// What one fixed-rate run (or several slices of runs, merged) measured.
+/// What one side's share of a fixed-rate run measured.
 struct Paced {
-    /// Requests per second asked for.
+    /// Requests per second asked of this side.
     target: f64,
     start: Instant,
     answered: u64,
     last_answer: Instant,
-    /// From start to last answer of the slices merged into this one before.
-    merged_span: Duration,
-    /// Not sent because `MAX_IN_FLIGHT` requests were already waiting.
+    /// Not sent because `MAX_IN_FLIGHT` of this side's requests were already waiting.
     dropped: u64,
     /// Sent more than `LATE` after their scheduled time.
     late: u64,
-    /// Not answered within `DRAIN` after the schedule ended.
-    unfinished: usize,
+    /// Sent and not answered yet; once the run is over, the ones not answered within `DRAIN`.
+    in_flight: usize,
     max_in_flight: usize,
     /// From the scheduled send time to the answer: what a caller arriving on schedule waits.
     latency: Histogram<u64>,
@@ -202,10 +224,9 @@ impl Paced {
             start,
             answered: 0,
             last_answer: start,
-            merged_span: Duration::ZERO,
             dropped: 0,
             late: 0,
-            unfinished: 0,
+            in_flight: 0,
             max_in_flight: 0,
             latency: histogram(),
             service: histogram(),
@@ -213,46 +234,28 @@ impl Paced {
         }
     }
 
-    fn answer(&mut self, (scheduled, sent, answered): (Instant, Instant, Instant)) {
+    fn send(&mut self) {
+        self.in_flight += 1;
+        self.max_in_flight = self.max_in_flight.max(self.in_flight);
+    }
+
+    fn answer(&mut self, answer: &Answer) {
+        self.in_flight -= 1;
         self.answered += 1;
-        self.last_answer = self.last_answer.max(answered);
-        let lag = sent - scheduled;
+        self.last_answer = self.last_answer.max(answer.answered);
+        let lag = answer.sent - answer.scheduled;
         if lag > LATE {
             self.late += 1;
         }
         record(&mut self.lag, lag);
-        record(&mut self.latency, answered - scheduled);
-        record(&mut self.service, answered - sent);
-    }
-
-    /// Adds a later slice of the same side at the same rate.
-    fn merge(&mut self, slice: Paced) {
-        self.merged_span += slice.span();
-        self.answered += slice.answered;
-        self.dropped += slice.dropped;
-        self.late += slice.late;
-        self.unfinished += slice.unfinished;
-        self.max_in_flight = self.max_in_flight.max(slice.max_in_flight);
-        for (total, part) in [
-            (&mut self.latency, &slice.latency),
-            (&mut self.service, &slice.service),
-            (&mut self.lag, &slice.lag),
-        ] {
-            total
-                .add(part)
-                .expect("histograms of the same bounds add up");
-        }
-    }
-
-    /// The time from each slice's start to its last answer, summed.
-    fn span(&self) -> Duration {
-        self.merged_span + (self.last_answer - self.start)
+        record(&mut self.latency, answer.answered - answer.scheduled);
+        record(&mut self.service, answer.answered - answer.sent);
     }
 
     /// Answers per second from the start to the last answer: below the target when requests
     /// queued up faster than they were answered.
     fn achieved(&self) -> f64 {
-        let elapsed = self.span().as_secs_f64();
+        let elapsed = (self.last_answer - self.start).as_secs_f64();
         if elapsed > 0.0 {
             self.answered as f64 / elapsed
         } else {
@@ -263,9 +266,17 @@ impl Paced {
     /// Whether the side took the offered load: every request sent and answered, at 99% of the
     /// rate or better. Otherwise its latency says nothing about the pool at that rate.
     fn kept_up(&self) -> bool {
-        self.dropped == 0 && self.unfinished == 0 && self.achieved() >= 0.99 * self.target
+        self.dropped == 0 && self.in_flight == 0 && self.achieved() >= 0.99 * self.target
+    }
+
+    /// Latency at the quantiles the ratios are reported for.
+    fn percentiles(&self) -> [Duration; 3] {
+        PERCENTILES.map(|(_, q)| quantile(&self.latency, q))
     }
 }
+
+/// The fixed-rate latency quantiles compared between sides.
+const PERCENTILES: [(&str, f64); 3] = [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)];
 
 /// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux; clock ticks
 /// of 10 ms, fine over runs of seconds).
@@ -286,26 +297,16 @@ fn process_cpu() -> Duration {
     Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
 }
 
-/// How many times the client thread has gone to sleep: `voluntary_ctxt_switches` of the main
-/// thread, which runs the whole (current-thread) runtime.
-fn client_sleeps() -> u64 {
+/// One of the client thread's context-switch counters: the main thread runs the whole
+/// (current-thread) runtime. `voluntary_ctxt_switches` counts how often it went to sleep,
+/// `nonvoluntary_ctxt_switches` how often the scheduler took its CPU away while it could run.
+fn client_switches(counter: &str) -> u64 {
     std::fs::read_to_string("/proc/thread-self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+        .find_map(|line| line.strip_prefix(counter)?.strip_prefix(':'))
         .and_then(|count| count.trim().parse().ok())
         .unwrap_or(0)
-}
-
-/// One side's request: a hit on the key of the given index.
-trait Get: Clone + Send + 'static {
-    fn get(&self, i: usize) -> impl Future<Output = ()> + Send + 'static;
-}
-
-/// One way of loading a side with requests.
-trait Measure {
-    type Output;
-    async fn measure(&self, get: impl Get) -> Self::Output;
 }
 
 /// `concurrency` tasks, each sending its next request when the last is answered, for
@@ -315,23 +316,21 @@ struct ClosedLoop {
     duration: Duration,
 }
 
-impl Measure for ClosedLoop {
-    type Output = Run;
-
-    async fn measure(&self, get: impl Get) -> Run {
+impl ClosedLoop {
+    async fn measure(&self, client: &Client) -> Run {
         let duration = self.duration;
         let start = Instant::now();
         let cpu_before = process_cpu();
-        let sleeps_before = client_sleeps();
+        let sleeps_before = client_switches("voluntary_ctxt_switches");
         let tasks: Vec<_> = (0..self.concurrency)
             .map(|task| {
-                let get = get.clone();
+                let client = client.clone();
                 tokio::spawn(async move {
                     let mut latencies = histogram();
                     let mut i = task * 7919;
                     while start.elapsed() < duration {
                         let began = Instant::now();
-                        get.get(i % KEYS).await;
+                        client.get(i % KEYS).await;
                         record(&mut latencies, began.elapsed());
                         i += 1;
                     }
@@ -347,7 +346,7 @@ impl Measure for ClosedLoop {
         }
         let elapsed = start.elapsed();
         let cpu = process_cpu().saturating_sub(cpu_before);
-        let sleeps = client_sleeps().saturating_sub(sleeps_before);
+        let sleeps = client_switches("voluntary_ctxt_switches").saturating_sub(sleeps_before);
         let count = latencies.len();
         Run {
             per_second: count as f64 / elapsed.as_secs_f64(),
@@ -360,79 +359,144 @@ impl Measure for ClosedLoop {
     }
 }
 
-/// Requests sent at `rate` per second on an absolute schedule (request i at start + i/rate)
-/// for `duration`, whatever the answers do, over keys chosen round-robin.
+/// Requests sent at `rate` per second in all on one absolute schedule (request n at
+/// start + n/rate) for `duration`, whatever the answers do, each four consecutive ones dealt to
+/// the four sides in a random order, over keys chosen round-robin (the four read the same key).
+///
+/// Why random: a request may wait behind the one sent a few µs before it, in the client and at
+/// the node (the four read the same key, so the three-node sides meet at the same node). In a
+/// fixed order, even one rotated between rounds (which keeps who follows whom), each side would
+/// always follow the same other side and pay for it, every round alike.
 struct FixedRate {
     rate: f64,
     duration: Duration,
 }
 
-impl Measure for FixedRate {
-    type Output = Paced;
+/// One fixed-rate request: whose it was, and when it was due, went out and was answered.
+struct Answer {
+    side: Side,
+    scheduled: Instant,
+    sent: Instant,
+    answered: Instant,
+}
 
-    async fn measure(&self, get: impl Get) -> Paced {
+/// What one fixed-rate run measured.
+struct Paired {
+    /// Each side's share, indexed by `side as usize`.
+    sides: [Paced; 4],
+    /// How often the client thread was taken off its CPU while it had work (involuntary
+    /// context switches): each one stalls every request due meanwhile, of every side alike.
+    preempted: u64,
+}
+
+impl FixedRate {
+    async fn measure(&self, clients: &[Client; 4]) -> Paired {
         let total = (self.rate * self.duration.as_secs_f64()) as u64;
         let start = Instant::now();
-        let due = |i: u64| start + Duration::from_secs_f64(i as f64 / self.rate);
-        let mut paced = Paced::new(self.rate, start);
+        let due = |n: u64| start + Duration::from_secs_f64(n as f64 / self.rate);
+        let share = self.rate / SIDES.len() as f64;
+        let mut paced = SIDES.map(|_| Paced::new(share, start));
+        let preempted_before = client_switches("nonvoluntary_ctxt_switches");
         // Each request is its own future in the set, so any number can wait at once (up to
-        // MAX_IN_FLIGHT); answers are recorded here, with no state shared between tasks.
+        // MAX_IN_FLIGHT per side); answers are recorded here, with no state shared between
+        // tasks.
         let mut in_flight = FuturesUnordered::new();
+        let mut rng = rand::rng();
+        let mut order = SIDES;
         let mut next = 0;
         while next < total {
             let now = Instant::now();
             while next < total && due(next) <= now {
-                if in_flight.len() < MAX_IN_FLIGHT {
+                let turn = next as usize % SIDES.len();
+                if turn == 0 {
+                    order.shuffle(&mut rng);
+                }
+                let side = order[turn];
+                let pace = &mut paced[side as usize];
+                if pace.in_flight < MAX_IN_FLIGHT {
                     let scheduled = due(next);
-                    let request = get.get(next as usize % KEYS);
+                    let key = next as usize / SIDES.len() % KEYS;
+                    let request = clients[side as usize].get(key);
                     in_flight.push(async move {
                         // First polled right below: that is when the request goes out.
                         let sent = Instant::now();
                         request.await;
-                        (scheduled, sent, Instant::now())
+                        Answer {
+                            side,
+                            scheduled,
+                            sent,
+                            answered: Instant::now(),
+                        }
                     });
-                    paced.max_in_flight = paced.max_in_flight.max(in_flight.len());
+                    pace.send();
                 } else {
-                    paced.dropped += 1;
+                    pace.dropped += 1;
                 }
                 next += 1;
             }
             // Sends what was just pushed and records what has been answered.
-            while let Poll::Ready(Some(times)) = futures::poll!(in_flight.next()) {
-                paced.answer(times);
+            while let Poll::Ready(Some(answer)) = futures::poll!(in_flight.next()) {
+                paced[answer.side as usize].answer(&answer);
             }
             // Spin rather than sleep until the next send: tokio's timer has 1 ms granularity,
             // which would bunch µs-spaced requests into bursts, and the p99 would then measure
-            // the bursts. This thread has its own core, so spinning costs nothing that the
-            // nodes could use. `yield_now` lets the runtime run the connections' tasks and poll
-            // for I/O (without blocking) between checks, so requests in flight still progress.
+            // the bursts. Sleeping on a timerfd armed for each send (µs precision; tried) costs
+            // a timer interrupt and a wake-up per send, and each wake-up may wait for whatever
+            // else runs on the CPU: on the 2-vCPU VM that pacer sent 9–40% of requests late at
+            // 57–82k req/s, where this loop sends ≈ 1% late at 85–120k. The thread has its own
+            // core, so spinning takes nothing from the nodes. `yield_now` lets the runtime run
+            // the connections' tasks and poll for I/O (without blocking) between checks, so
+            // requests in flight still progress.
             tokio::task::yield_now().await;
         }
-        // Whatever is still in flight after DRAIN counts as unfinished.
+        // Whatever is still in flight after DRAIN stays counted in its side's `in_flight`.
         let _ = tokio::time::timeout(DRAIN, async {
-            while let Some(times) = in_flight.next().await {
-                paced.answer(times);
+            while let Some(answer) = in_flight.next().await {
+                paced[answer.side as usize].answer(&answer);
             }
         })
         .await;
-        paced.unfinished = in_flight.len();
-        paced
+        Paired {
+            sides: paced,
+            preempted: client_switches("nonvoluntary_ctxt_switches")
+                .saturating_sub(preempted_before),
+        }
     }
 }
 
 /// What one run measures.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     /// `Pool::get` over all three nodes: the issue's comparison.
     PoolOfThree,
+    /// `GET` on three direct connections, each key on the node the pool places it on: the
+    /// same connections and server work as `PoolOfThree`, so the difference is the pool's own
+    /// cost over three nodes.
+    DirectOverThree,
     /// `Pool::get` over the direct connection's node alone: the same server work as `Direct`,
     /// so the difference is the pool's own cost (placement, breaker, timeout, decoding).
     PoolOfOne,
-    /// `GET` on one multiplexed connection to one node.
+    /// `GET` on one multiplexed connection to one node: the issue's baseline.
     Direct,
 }
 
-const SIDES: [Side; 3] = [Side::PoolOfThree, Side::PoolOfOne, Side::Direct];
+/// Every side, in the order of `Side`'s variants, so that `side as usize` indexes per-side
+/// arrays.
+const SIDES: [Side; 4] = [
+    Side::PoolOfThree,
+    Side::DirectOverThree,
+    Side::PoolOfOne,
+    Side::Direct,
+];
+
+/// The same-round ratios reported, side over baseline: every side against the issue's
+/// baseline, and the pool over three nodes against direct connections to the same three.
+const COMPARISONS: [(Side, Side); 4] = [
+    (Side::PoolOfThree, Side::Direct),
+    (Side::DirectOverThree, Side::Direct),
+    (Side::PoolOfOne, Side::Direct),
+    (Side::PoolOfThree, Side::DirectOverThree),
+];
 
 fn pool_over(nodes: &[String]) -> Pool {
     let mut config = PoolConfig::new(NodeSource::Static(nodes.to_vec()));
@@ -440,60 +504,50 @@ fn pool_over(nodes: &[String]) -> Pool {
     Pool::new(config, &mut Registry::default())
 }
 
-/// The three sides' clients.
-struct Clients {
-    pool_of_three: Pool,
-    pool_of_one: Pool,
-    direct: MultiplexedConnection,
-    /// The pool's key prefix, which the direct connection adds itself to read the same bytes.
-    prefix: String,
-}
-
-impl Clients {
-    async fn measure<M: Measure>(&self, side: Side, how: &M) -> M::Output {
-        match side {
-            Side::PoolOfThree => how.measure(PoolGet(self.pool_of_three.clone())).await,
-            Side::PoolOfOne => how.measure(PoolGet(self.pool_of_one.clone())).await,
-            Side::Direct => {
-                how.measure(DirectGet {
-                    direct: self.direct.clone(),
-                    prefix: self.prefix.clone(),
-                })
-                .await
-            }
-        }
-    }
-}
-
-/// `Pool::get`, decoding a `Post`.
+/// One side's client.
 #[derive(Clone)]
-struct PoolGet(Pool);
+enum Client {
+    /// `Pool::get`, decoding a `Post`.
+    Pool(Pool),
+    Direct(DirectGet),
+}
 
-impl Get for PoolGet {
+impl Client {
+    /// A hit on the key of the given index. The future owns what it needs, so that any number
+    /// of them can be in flight at once.
     fn get(&self, i: usize) -> impl Future<Output = ()> + Send + 'static {
-        let pool = self.0.clone();
-        async move {
-            let post: Option<Post> = pool.get(&key(i)).await;
-            assert!(post.is_some(), "bench keys are all hits");
+        match self {
+            Client::Pool(pool) => {
+                let pool = pool.clone();
+                Either::Left(async move {
+                    let post: Option<Post> = pool.get(&key(i)).await;
+                    assert!(post.is_some(), "bench keys are all hits");
+                })
+            }
+            Client::Direct(direct) => Either::Right(direct.get(i)),
         }
     }
 }
 
-/// `GET` of the pool's stored bytes on the direct connection.
+/// `GET` of the pool's stored bytes on a direct connection to a node that holds them.
 #[derive(Clone)]
 struct DirectGet {
-    direct: MultiplexedConnection,
-    prefix: String,
+    connections: Arc<[MultiplexedConnection]>,
+    /// For each key index, the connection to read it from: looked up once when filling, so
+    /// that this side does no placement work per request.
+    owners: Arc<[usize]>,
+    /// The pool's key prefix, which this side adds itself to read the same bytes.
+    prefix: Arc<str>,
 }
 
-impl Get for DirectGet {
+impl DirectGet {
     fn get(&self, i: usize) -> impl Future<Output = ()> + Send + 'static {
-        let mut direct = self.direct.clone();
+        let mut connection = self.connections[self.owners[i]].clone();
         let stored = format!("{}{}", self.prefix, key(i));
         async move {
             let bytes: Option<Vec<u8>> = redis::cmd("GET")
                 .arg(stored)
-                .query_async(&mut direct)
+                .query_async(&mut connection)
                 .await
                 .expect("direct GET");
             assert!(bytes.is_some(), "bench keys are all hits");
@@ -501,55 +555,76 @@ impl Get for DirectGet {
     }
 }
 
-/// Stores every key through the three-node pool, then copies every stored entry onto the
-/// first node, so that the direct connection (and the one-node pool) read the very bytes the
-/// three-node pool reads: same payload, all hits.
-async fn fill(nodes: &[String]) -> Result<Clients, Box<dyn std::error::Error>> {
-    let pool_of_three = pool_over(nodes);
-    let pool_of_one = pool_over(&nodes[..1]);
-    for i in 0..KEYS {
-        pool_of_three.set(&key(i), &post(i as u64), TTL).await;
-    }
-    let mut direct: MultiplexedConnection = redis::Client::open(format!("redis://{}", nodes[0]))?
+/// A multiplexed connection bounding every request by the pool's operation timeout.
+async fn connect(node: &str) -> redis::RedisResult<MultiplexedConnection> {
+    redis::Client::open(format!("redis://{node}"))?
         .get_multiplexed_async_connection_with_config(
             &AsyncConnectionConfig::new().set_response_timeout(Some(OP_TIMEOUT)),
         )
-        .await?;
-    let prefix = PoolConfig::new(NodeSource::Static(Vec::new())).versioned_prefix();
-    for node in &nodes[1..] {
-        let mut conn = redis::Client::open(format!("redis://{node}"))?
-            .get_multiplexed_async_connection()
-            .await?;
-        for i in 0..KEYS {
-            let stored = format!("{prefix}{}", key(i));
-            let bytes: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&stored)
-                .query_async(&mut conn)
-                .await?;
-            if let Some(bytes) = bytes {
-                let _: () = redis::cmd("SET")
-                    .arg(&stored)
-                    .arg(bytes)
-                    .query_async(&mut direct)
-                    .await?;
-            }
-        }
-    }
-    let dbsize: usize = redis::cmd("DBSIZE").query_async(&mut direct).await?;
-    if dbsize < KEYS {
-        return Err(format!("the first node holds {dbsize} of {KEYS} keys").into());
-    }
-    Ok(Clients {
-        pool_of_three,
-        pool_of_one,
-        direct,
-        prefix,
-    })
+        .await
 }
 
-/// "median [lowest–highest]" of one column of same-round ratios.
-fn summary<const N: usize>(rows: &[[f64; N]], column: usize) -> String {
-    let mut values: Vec<f64> = rows.iter().map(|row| row[column]).collect();
+/// Stores every key through the three-node pool, then copies every stored entry onto the
+/// first node, so that the one-node sides read the very bytes the three-node sides read: same
+/// payload, all hits. Returns every side's client, indexed by `side as usize`.
+async fn fill(nodes: &[String]) -> Result<[Client; 4], Box<dyn std::error::Error>> {
+    let pool_of_three = pool_over(nodes);
+    for i in 0..KEYS {
+        pool_of_three.set(&key(i), &post(i as u64), TTL).await;
+    }
+    let mut connections = Vec::new();
+    for node in nodes {
+        connections.push(connect(node).await?);
+    }
+    let prefix: Arc<str> = PoolConfig::new(NodeSource::Static(Vec::new()))
+        .versioned_prefix()
+        .into();
+    let placement = Rendezvous::new(nodes);
+    let mut owners = Vec::with_capacity(KEYS);
+    for i in 0..KEYS {
+        let stored = format!("{prefix}{}", key(i));
+        let owner = placement.node_for(stored.as_bytes()).expect("three nodes");
+        // A miss here would mean that this placement is not the pool's.
+        let bytes: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&stored)
+            .query_async(&mut connections[owner])
+            .await?;
+        let bytes = bytes.ok_or(format!(
+            "{stored} is not where the pool's placement puts it"
+        ))?;
+        if owner != 0 {
+            let _: () = redis::cmd("SET")
+                .arg(&stored)
+                .arg(bytes)
+                .query_async(&mut connections[0])
+                .await?;
+        }
+        owners.push(owner);
+    }
+    let owners: Arc<[usize]> = owners.into();
+    // Its own connection, not `DirectOverThree`'s to the same node: in the fixed-rate part the
+    // sides run at once, and two sides on one connection would queue behind each other's
+    // requests on it, which no pool side does (each pool has its own connections). Sharing
+    // one made both direct sides 1–9% slower at p50 than the pool sides.
+    let direct = connect(&nodes[0]).await?;
+    Ok(SIDES.map(|side| match side {
+        Side::PoolOfThree => Client::Pool(pool_of_three.clone()),
+        Side::DirectOverThree => Client::Direct(DirectGet {
+            connections: connections.clone().into(),
+            owners: owners.clone(),
+            prefix: prefix.clone(),
+        }),
+        Side::PoolOfOne => Client::Pool(pool_over(&nodes[..1])),
+        Side::Direct => Client::Direct(DirectGet {
+            connections: [direct.clone()].into(),
+            owners: vec![0; KEYS].into(),
+            prefix: prefix.clone(),
+        }),
+    }))
+}
+
+/// "median [lowest–highest]" of one ratio over the rounds.
+fn summary(mut values: Vec<f64>) -> String {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     let median = if values.len().is_multiple_of(2) {
@@ -564,8 +639,13 @@ fn summary<const N: usize>(rows: &[[f64; N]], column: usize) -> String {
     )
 }
 
-fn ratio(side: Duration, direct: Duration) -> f64 {
-    side.as_secs_f64() / direct.as_secs_f64()
+fn ratio(side: Duration, baseline: Duration) -> f64 {
+    side.as_secs_f64() / baseline.as_secs_f64()
+}
+
+/// "Side / Baseline", padded for the summary's columns.
+fn comparison_name((side, baseline): (Side, Side)) -> String {
+    format!("{:<30}", format!("{side:?} / {baseline:?}"))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -577,24 +657,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         duration: Duration::from_secs(args.seconds),
     };
 
-    // Per round: throughput, p99 and client CPU ratios of PoolOfThree, then of PoolOfOne.
-    let mut closed_ratios: Vec<[f64; 6]> = Vec::new();
-    // Per round where every side kept up: p50, p99 and p99.9 ratios of PoolOfThree, then of
-    // PoolOfOne.
-    let mut fixed_ratios: Vec<[f64; 6]> = Vec::new();
+    // Per round, every side's closed-loop run.
+    let mut closed_rounds: Vec<[Run; 4]> = Vec::new();
+    // Per round where every side kept up, every side's fixed-rate latency percentiles.
+    let mut fixed_rounds: Vec<[[Duration; 3]; 4]> = Vec::new();
     for round in 1..=args.rounds {
         // Rotate which side goes first, so that drift on a shared machine hits all alike.
-        let order: Vec<usize> = (0..SIDES.len())
-            .map(|turn| (round + turn) % SIDES.len())
-            .collect();
+        let order: [Side; 4] = std::array::from_fn(|turn| SIDES[(round + turn) % SIDES.len()]);
 
-        let mut runs = [None; 3];
-        for &index in &order {
-            let run = clients.measure(SIDES[index], &closed_loop).await;
+        let mut runs = [None; 4];
+        for side in order {
+            let run = closed_loop.measure(&clients[side as usize]).await;
             println!(
-                "round {round} closed {:<12} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  \
+                "round {round} closed {:<15} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  \
                  client CPU {:>5.2} µs/req  busy {:>3.0}%  sleeps {:.3}/req",
-                format!("{:?}", SIDES[index]),
+                format!("{side:?}"),
                 run.per_second,
                 run.p50.as_micros(),
                 run.p99.as_micros(),
@@ -602,61 +679,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 run.client_busy * 100.0,
                 run.sleeps_per_request,
             );
-            runs[index] = Some(run);
+            runs[side as usize] = Some(run);
         }
-        let [three, one, direct] = runs.map(|run| run.expect("every side ran this round"));
-        closed_ratios.push([
-            three.per_second / direct.per_second,
-            ratio(three.p99, direct.p99),
-            ratio(three.cpu_per_request, direct.cpu_per_request),
-            one.per_second / direct.per_second,
-            ratio(one.p99, direct.p99),
-            ratio(one.cpu_per_request, direct.cpu_per_request),
-        ]);
+        let runs = runs.map(|run| run.expect("every side ran this round"));
+        closed_rounds.push(runs);
 
         let (rate, why) = match args.rate {
             Some(rate) => (rate, "--rate".to_owned()),
             None if args.load > 0.0 => {
-                let (slowest, run) = [three, one, direct]
+                let slowest = SIDES
                     .into_iter()
-                    .enumerate()
-                    .min_by(|(_, a), (_, b)| a.per_second.total_cmp(&b.per_second))
-                    .expect("three sides");
+                    .min_by(|&a, &b| {
+                        runs[a as usize]
+                            .per_second
+                            .total_cmp(&runs[b as usize].per_second)
+                    })
+                    .expect("four sides");
                 (
-                    args.load * run.per_second,
-                    format!(
-                        "{:.2} × {:?}'s closed-loop throughput",
-                        args.load, SIDES[slowest]
-                    ),
+                    args.load * runs[slowest as usize].per_second,
+                    format!("{:.2} × {slowest:?}'s closed-loop throughput", args.load),
                 )
             }
             None => continue,
         };
         println!(
-            "round {round} fixed rate {rate:.0} req/s for {}s ({why})",
-            args.rate_seconds
+            "round {round} fixed rate {rate:.0} req/s in all ({why}) for {}s: {:.0} req/s per \
+             side, each four consecutive requests dealt to the four sides in a random order",
+            args.rate_seconds,
+            rate / SIDES.len() as f64,
         );
-        // The sides take turns in slices, so that a stretch of seconds when the machine is
-        // slower (another process, the hypervisor) falls on every side alike rather than on
-        // whichever side ran then (Direct's own p99 ranged 126–1593 µs between 5 s runs).
-        let slices = (Duration::from_secs(args.rate_seconds).as_nanos() / SLICE.as_nanos()).max(1);
         let fixed_rate = FixedRate {
             rate,
-            duration: SLICE,
+            duration: Duration::from_secs(args.rate_seconds),
         };
-        let mut paced: [Option<Paced>; 3] = [None, None, None];
-        for _ in 0..slices {
-            for &index in &order {
-                let slice = clients.measure(SIDES[index], &fixed_rate).await;
-                match &mut paced[index] {
-                    Some(run) => run.merge(slice),
-                    empty => *empty = Some(slice),
-                }
-            }
-        }
-        for &index in &order {
-            let run = paced[index].as_ref().expect("every side ran this round");
-            let side = format!("{:?}", SIDES[index]);
+        let Paired {
+            sides: paced,
+            preempted,
+        } = fixed_rate.measure(&clients).await;
+        for side in SIDES {
+            let run = &paced[side as usize];
             let verdict = if run.kept_up() {
                 format!(
                     "latency p50 {:>5} µs  p99 {:>5} µs  p99.9 {:>5} µs  \
@@ -671,62 +732,76 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 format!(
                     "DID NOT KEEP UP (dropped {}, unanswered {}): no latency reported",
-                    run.dropped, run.unfinished
+                    run.dropped, run.in_flight
                 )
             };
             println!(
-                "round {round} fixed  {side:<12} {:>9.0} req/s  {verdict}  sent late {:.1}%  \
+                "round {round} fixed  {:<15} {:>9.0} req/s  {verdict}  sent late {:.1}%  \
                  in flight ≤ {}",
+                format!("{side:?}"),
                 run.achieved(),
                 run.late as f64 * 100.0 / run.answered.max(1) as f64,
                 run.max_in_flight,
             );
         }
-        let [three, one, direct] = paced.map(|run| run.expect("every side ran this round"));
-        if [&three, &one, &direct].iter().all(|run| run.kept_up()) {
-            let at = |run: &Paced, q| quantile(&run.latency, q);
-            fixed_ratios.push([
-                ratio(at(&three, 0.50), at(&direct, 0.50)),
-                ratio(at(&three, 0.99), at(&direct, 0.99)),
-                ratio(at(&three, 0.999), at(&direct, 0.999)),
-                ratio(at(&one, 0.50), at(&direct, 0.50)),
-                ratio(at(&one, 0.99), at(&direct, 0.99)),
-                ratio(at(&one, 0.999), at(&direct, 0.999)),
-            ]);
+        println!("round {round} fixed  client preempted {preempted}× (every side alike)");
+        if paced.iter().all(Paced::kept_up) {
+            fixed_rounds.push(paced.each_ref().map(Paced::percentiles));
         }
     }
 
     println!(
-        "closed loop, ratios to Direct, median [range] of {} rounds:",
-        closed_ratios.len()
+        "closed loop, same-round ratios, median [range] of {} rounds:",
+        closed_rounds.len()
     );
-    for (name, first) in [("PoolOfThree", 0), ("PoolOfOne", 3)] {
+    for comparison @ (side, baseline) in COMPARISONS {
+        let ratios = |of: fn(&Run, &Run) -> f64| {
+            summary(
+                closed_rounds
+                    .iter()
+                    .map(|runs| of(&runs[side as usize], &runs[baseline as usize]))
+                    .collect(),
+            )
+        };
         println!(
-            "  {name:<12} throughput {}  p99 {}  client CPU per request {}",
-            summary(&closed_ratios, first),
-            summary(&closed_ratios, first + 1),
-            summary(&closed_ratios, first + 2),
+            "  {} throughput {}  p99 {}  client CPU per request {}",
+            comparison_name(comparison),
+            ratios(|side, baseline| side.per_second / baseline.per_second),
+            ratios(|side, baseline| ratio(side.p99, baseline.p99)),
+            ratios(|side, baseline| ratio(side.cpu_per_request, baseline.cpu_per_request)),
         );
     }
-    if args.rate.is_some() || args.load > 0.0 {
-        if fixed_ratios.is_empty() {
-            println!("fixed rate: in no round did every side keep up, so no latency ratios");
-        } else {
-            println!(
-                "fixed rate, latency ratios to Direct, median [range] of the {} of {} rounds \
-                 where every side kept up:",
-                fixed_ratios.len(),
-                args.rounds
-            );
-            for (name, first) in [("PoolOfThree", 0), ("PoolOfOne", 3)] {
-                println!(
-                    "  {name:<12} p50 {}  p99 {}  p99.9 {}",
-                    summary(&fixed_ratios, first),
-                    summary(&fixed_ratios, first + 1),
-                    summary(&fixed_ratios, first + 2),
-                );
-            }
-        }
+    if args.rate.is_none() && args.load == 0.0 {
+        return Ok(());
+    }
+    if fixed_rounds.is_empty() {
+        println!("fixed rate: in no round did every side keep up, so no latency ratios");
+        return Ok(());
+    }
+    println!(
+        "fixed rate, same-round latency ratios, median [range] of the {} of {} rounds where \
+         every side kept up:",
+        fixed_rounds.len(),
+        args.rounds
+    );
+    for comparison @ (side, baseline) in COMPARISONS {
+        let columns: Vec<String> = PERCENTILES
+            .iter()
+            .enumerate()
+            .map(|(column, (name, _))| {
+                let ratios = fixed_rounds
+                    .iter()
+                    .map(|round| {
+                        ratio(
+                            round[side as usize][column],
+                            round[baseline as usize][column],
+                        )
+                    })
+                    .collect();
+                format!("{name} {}", summary(ratios))
+            })
+            .collect();
+        println!("  {} {}", comparison_name(comparison), columns.join("  "));
     }
     Ok(())
 }
