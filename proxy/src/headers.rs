@@ -59,7 +59,8 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> 
             .flat_map(|value| value.split(','))
             .map(str::trim)
     };
-    // The usual tokens name no other field; only another sends each name through the list.
+    // "close" and "keep-alive", the usual tokens, name no field: only when Connection holds
+    // another token is each name present compared with its tokens.
     let names_fields = connection_tokens().any(|token| {
         !token.eq_ignore_ascii_case("close") && !token.eq_ignore_ascii_case("keep-alive")
     });
