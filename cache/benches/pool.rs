@@ -12,9 +12,12 @@
 //!
 //! Each round measures every side twice:
 //!
-//! - **closed loop**, one side after the other in a rotating order: `--concurrency` tasks each
-//!   send a request as soon as their last one is answered. This finds each side's maximum
-//!   throughput, and the client's CPU per request.
+//! - **closed loop**, the sides taking turns in stretches of `--stretch-ms` (in a fresh random
+//!   order each cycle) until each has run `--seconds`: `--concurrency` loops each send a
+//!   request as soon as their last one is answered. This finds each side's maximum throughput,
+//!   and the client thread's CPU per request. In short turns every side meets its share of the
+//!   machine's stalls and slow stretches; in turns of seconds, the throughput ratios scattered
+//!   ±10–20% from round to round.
 //! - **fixed rate** (open loop), all sides at once: one absolute schedule at an aggregate rate —
 //!   `--rate` requests per second, or `--load` times the slowest side's closed-loop throughput
 //!   in this round — deals each four consecutive requests to the four sides, so each side gets
@@ -23,6 +26,11 @@
 //!   each request's *scheduled* send time, so a client that falls behind pays for it
 //!   (coordinated omission corrected, as wrk2 does), and goes into its own side's histogram. A
 //!   side that does not keep up with its share is reported as such, with no latency.
+//!
+//! Every bench key is stored, so a request that finds nothing has failed (timed out: the pool
+//! fails open and answers a miss). A closed-loop round with any failure leaves the throughput
+//! ratios, as a fixed-rate side with any leaves the latency ratios: a failed request is a
+//! fast one.
 //!
 //! Why the sides share one schedule: on a shared machine the p99 is made of stalls — the
 //! client or a node taken off its CPU for milliseconds by another task — and every request due
@@ -44,7 +52,7 @@
 //! to the other:
 //!
 //! ```text
-//! pool-bench NODE1 NODE2 NODE3 [--seconds S] [--concurrency C] [--rounds R]
+//! pool-bench NODE1 NODE2 NODE3 [--seconds S] [--stretch-ms MS] [--concurrency C] [--rounds R]
 //!            [--load F | --rate REQ_PER_S] [--rate-seconds S]
 //! ```
 //!
@@ -52,6 +60,7 @@
 //! how long the shared schedule runs. `--load 0` leaves out the fixed-rate part. Prints one
 //! line per run and the median same-round ratios between sides.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -110,7 +119,9 @@ fn key(i: usize) -> String {
 
 struct Args {
     nodes: Vec<String>,
+    /// Closed loop: each side's time per round, in stretches of `stretch_ms`.
     seconds: u64,
+    stretch_ms: u64,
     concurrency: usize,
     rounds: usize,
     /// Fixed rate as a fraction of the round's slowest closed-loop throughput; 0: no fixed rate.
@@ -120,8 +131,8 @@ struct Args {
     rate_seconds: u64,
 }
 
-const USAGE: &str = "usage: pool-bench NODE1 NODE2 NODE3 [--seconds S] [--concurrency C] \
-                     [--rounds R] [--load F | --rate REQ_PER_S] [--rate-seconds S]";
+const USAGE: &str = "usage: pool-bench NODE1 NODE2 NODE3 [--seconds S] [--stretch-ms MS] \
+                     [--concurrency C] [--rounds R] [--load F | --rate REQ_PER_S] [--rate-seconds S]";
 
 fn parse_args() -> Result<Args, String> {
     fn value<T: std::str::FromStr>(
@@ -135,6 +146,7 @@ fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         nodes: Vec::new(),
         seconds: 5,
+        stretch_ms: 250,
         concurrency: 32,
         rounds: 3,
         load: 0.7,
@@ -145,6 +157,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--seconds" => args.seconds = value(&mut iter, "--seconds")?,
+            "--stretch-ms" => args.stretch_ms = value(&mut iter, "--stretch-ms")?,
             "--concurrency" => args.concurrency = value(&mut iter, "--concurrency")?,
             "--rounds" => args.rounds = value(&mut iter, "--rounds")?,
             "--load" => args.load = value(&mut iter, "--load")?,
@@ -155,7 +168,7 @@ fn parse_args() -> Result<Args, String> {
             node => args.nodes.push(node.to_owned()),
         }
     }
-    if args.nodes.len() != 3 || args.rounds == 0 {
+    if args.nodes.len() != 3 || args.rounds == 0 || args.stretch_ms == 0 {
         return Err(USAGE.into());
     }
     if args.load < 0.0 || args.rate.is_some_and(|rate| rate <= 0.0) {
@@ -184,15 +197,18 @@ struct Run {
     per_second: f64,
     p50: Duration,
     p99: Duration,
-    /// This process's CPU time per request: the client's own cost, which other processes on a
-    /// busy machine hardly disturb (unlike throughput and latency).
+    /// The client thread's CPU time per request: the client's own cost, which other processes
+    /// on a busy machine hardly disturb (unlike throughput and latency).
     cpu_per_request: Duration,
-    /// This process's CPU time over the wall time: near 1 means the client thread is what
+    /// The client thread's CPU time over the wall time: near 1 means the client thread is what
     /// limits throughput; well below 1, it is waiting for the nodes (or for a CPU).
     client_busy: f64,
     /// How often the client thread went to sleep (waiting for replies) per request: the fewer,
     /// the more replies each wake-up and each system call carry.
     sleeps_per_request: f64,
+    /// Requests that failed (timed out): a pool answers them at once as misses, and quicker
+    /// still once its breaker opens, so a run with any says nothing about throughput.
+    failed: u64,
 }
 
 /// What one side's share of a fixed-rate run measured.
@@ -206,6 +222,8 @@ struct Paced {
     dropped: u64,
     /// Sent more than `LATE` after their scheduled time.
     late: u64,
+    /// Answered with nothing: errors and timeouts (see [`Client::get`]).
+    failed: u64,
     /// Sent and not answered yet; once the run is over, the ones not answered within `DRAIN`.
     in_flight: usize,
     max_in_flight: usize,
@@ -226,6 +244,7 @@ impl Paced {
             last_answer: start,
             dropped: 0,
             late: 0,
+            failed: 0,
             in_flight: 0,
             max_in_flight: 0,
             latency: histogram(),
@@ -243,6 +262,9 @@ impl Paced {
         self.in_flight -= 1;
         self.answered += 1;
         self.last_answer = self.last_answer.max(answer.answered);
+        if !answer.found {
+            self.failed += 1;
+        }
         let lag = answer.sent - answer.scheduled;
         if lag > LATE {
             self.late += 1;
@@ -263,10 +285,13 @@ impl Paced {
         }
     }
 
-    /// Whether the side took the offered load: every request sent and answered, at 99% of the
+    /// Whether the side took the offered load: every request sent and found, at 99% of the
     /// rate or better. Otherwise its latency says nothing about the pool at that rate.
     fn kept_up(&self) -> bool {
-        self.dropped == 0 && self.in_flight == 0 && self.achieved() >= 0.99 * self.target
+        self.dropped == 0
+            && self.in_flight == 0
+            && self.failed == 0
+            && self.achieved() >= 0.99 * self.target
     }
 
     /// Latency at the quantiles the ratios are reported for.
@@ -278,23 +303,17 @@ impl Paced {
 /// The fixed-rate latency quantiles compared between sides.
 const PERCENTILES: [(&str, f64); 3] = [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)];
 
-/// CPU time (user + system) this process has used, from `/proc/self/stat` (Linux; clock ticks
-/// of 10 ms, fine over runs of seconds).
-fn process_cpu() -> Duration {
-    const TICKS_PER_SECOND: u64 = 100; // USER_HZ, 100 on every Linux platform we run on
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name (field 2) may hold spaces; fields after its closing ')' are plain.
-    let ticks: u64 = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|f| f.parse::<u64>().ok())
-                .sum()
-        })
+/// CPU time (user + system) the client thread has used, in nanoseconds, from
+/// `/proc/thread-self/schedstat` (Linux). The runtime is current-thread, so this thread does
+/// all of the client's work, the `redis` connections' tasks included.
+fn client_cpu() -> Duration {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let nanos = schedstat
+        .split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse().ok())
         .unwrap_or(0);
-    Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND)
+    Duration::from_nanos(nanos)
 }
 
 /// One of the client thread's context-switch counters: the main thread runs the whole
@@ -309,53 +328,111 @@ fn client_switches(counter: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `concurrency` tasks, each sending its next request when the last is answered, for
-/// `duration`, over keys chosen round-robin.
+/// `concurrency` loops, each sending its next request when its last is answered, over keys
+/// chosen round-robin. The sides take turns in stretches of `stretch`, in a fresh random order
+/// each cycle, until each has run `per_side` in all.
+///
+/// Why in turns: a closed loop's throughput is requests over wall time, and on a shared machine
+/// the wall time holds stalls (the client or a node taken off its CPU for milliseconds) and
+/// slower stretches of the whole machine. Run for seconds one after the other, the sides met
+/// different ones, and their throughput ratio scattered ±10–20% from round to round. In short
+/// turns, each side meets its share of them.
 struct ClosedLoop {
     concurrency: usize,
-    duration: Duration,
+    per_side: Duration,
+    stretch: Duration,
+}
+
+/// What one side's stretches add up to.
+struct Tally {
+    /// Requests that found nothing: errors and timeouts (see [`Client::get`]).
+    failed: u64,
+    elapsed: Duration,
+    cpu: Duration,
+    sleeps: u64,
+    latencies: Histogram<u64>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            failed: 0,
+            elapsed: Duration::ZERO,
+            cpu: Duration::ZERO,
+            sleeps: 0,
+            latencies: histogram(),
+        }
+    }
+
+    fn run(&self) -> Run {
+        let requests = self.latencies.len().max(1);
+        Run {
+            per_second: self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            p50: quantile(&self.latencies, 0.50),
+            p99: quantile(&self.latencies, 0.99),
+            cpu_per_request: self.cpu / u32::try_from(requests).unwrap_or(u32::MAX),
+            client_busy: self.cpu.as_secs_f64() / self.elapsed.as_secs_f64(),
+            sleeps_per_request: self.sleeps as f64 / requests as f64,
+            failed: self.failed,
+        }
+    }
 }
 
 impl ClosedLoop {
-    async fn measure(&self, client: &Client) -> Run {
-        let duration = self.duration;
+    async fn measure(&self, clients: &[Client; 4]) -> [Run; 4] {
+        let stretches = (self.per_side.as_secs_f64() / self.stretch.as_secs_f64()).ceil() as usize;
+        let mut tallies = SIDES.map(|_| Tally::new());
+        let mut rng = rand::rng();
+        let mut order = SIDES;
+        for stretch in 0..stretches.max(1) {
+            order.shuffle(&mut rng);
+            for side in order {
+                // Each stretch starts elsewhere in the key set.
+                let first_key = stretch * 104_729;
+                self.run_stretch(
+                    &clients[side as usize],
+                    first_key,
+                    &mut tallies[side as usize],
+                )
+                .await;
+            }
+        }
+        tallies.each_ref().map(Tally::run)
+    }
+
+    async fn run_stretch(&self, client: &Client, first_key: usize, tally: &mut Tally) {
+        let duration = self.stretch;
         let start = Instant::now();
-        let cpu_before = process_cpu();
+        let cpu_before = client_cpu();
         let sleeps_before = client_switches("voluntary_ctxt_switches");
-        let tasks: Vec<_> = (0..self.concurrency)
+        // The loops run as futures of this one task and record into the side's one histogram:
+        // a histogram per loop and stretch (≈ 200 KB zeroed, then merged) cost ≈ 1% of the
+        // client's CPU, spread over every side's requests.
+        let tally = RefCell::new(tally);
+        let mut loops: FuturesUnordered<_> = (0..self.concurrency)
             .map(|task| {
-                let client = client.clone();
-                tokio::spawn(async move {
-                    let mut latencies = histogram();
-                    let mut i = task * 7919;
+                let tally = &tally;
+                async move {
+                    let mut i = first_key + task * 7919;
                     while start.elapsed() < duration {
                         let began = Instant::now();
-                        client.get(i % KEYS).await;
-                        record(&mut latencies, began.elapsed());
+                        let found = client.get(i % KEYS).await;
+                        let mut tally = tally.borrow_mut();
+                        record(&mut tally.latencies, began.elapsed());
+                        if !found {
+                            tally.failed += 1;
+                        }
                         i += 1;
                     }
-                    latencies
-                })
+                }
             })
             .collect();
-        let mut latencies = histogram();
-        for task in tasks {
-            latencies
-                .add(task.await.expect("bench task"))
-                .expect("histograms of the same bounds add up");
-        }
-        let elapsed = start.elapsed();
-        let cpu = process_cpu().saturating_sub(cpu_before);
-        let sleeps = client_switches("voluntary_ctxt_switches").saturating_sub(sleeps_before);
-        let count = latencies.len();
-        Run {
-            per_second: count as f64 / elapsed.as_secs_f64(),
-            p50: quantile(&latencies, 0.50),
-            p99: quantile(&latencies, 0.99),
-            cpu_per_request: cpu / u32::try_from(count).unwrap_or(u32::MAX),
-            client_busy: cpu.as_secs_f64() / elapsed.as_secs_f64(),
-            sleeps_per_request: sleeps as f64 / count as f64,
-        }
+        while loops.next().await.is_some() {}
+        drop(loops);
+        let tally = tally.into_inner();
+        tally.elapsed += start.elapsed();
+        tally.cpu += client_cpu().saturating_sub(cpu_before);
+        tally.sleeps += client_switches("voluntary_ctxt_switches").saturating_sub(sleeps_before);
     }
 }
 
@@ -378,6 +455,7 @@ struct Answer {
     scheduled: Instant,
     sent: Instant,
     answered: Instant,
+    found: bool,
 }
 
 /// What one fixed-rate run measured.
@@ -420,12 +498,13 @@ impl FixedRate {
                     in_flight.push(async move {
                         // First polled right below: that is when the request goes out.
                         let sent = Instant::now();
-                        request.await;
+                        let found = request.await;
                         Answer {
                             side,
                             scheduled,
                             sent,
                             answered: Instant::now(),
+                            found,
                         }
                     });
                     pace.send();
@@ -501,6 +580,11 @@ const COMPARISONS: [(Side, Side); 4] = [
 fn pool_over(nodes: &[String]) -> Pool {
     let mut config = PoolConfig::new(NodeSource::Static(nodes.to_vec()));
     config.op_timeout = OP_TIMEOUT;
+    // A stall of the machine longer than the timeout fails a few requests in a row; an opened
+    // breaker would then flush the node when it closes again (the pool's rejoin rule), taking
+    // every bench key with it and turning all later requests of every side into misses. The
+    // breaker's check stays on the path, as in production; it just never opens here.
+    config.breaker.failure_threshold = u32::MAX;
     Pool::new(config, &mut Registry::default())
 }
 
@@ -513,16 +597,14 @@ enum Client {
 }
 
 impl Client {
-    /// A hit on the key of the given index. The future owns what it needs, so that any number
-    /// of them can be in flight at once.
-    fn get(&self, i: usize) -> impl Future<Output = ()> + Send + 'static {
+    /// Reads the key of the given index; `true` if it was found. Every bench key is stored, so
+    /// `false` means a failure: an error or timeout, which the pool (failing open) turns into
+    /// a miss. The future owns what it needs, so that any number of them can be in flight.
+    fn get(&self, i: usize) -> impl Future<Output = bool> + Send + 'static {
         match self {
             Client::Pool(pool) => {
                 let pool = pool.clone();
-                Either::Left(async move {
-                    let post: Option<Post> = pool.get(&key(i)).await;
-                    assert!(post.is_some(), "bench keys are all hits");
-                })
+                Either::Left(async move { pool.get::<Post>(&key(i)).await.is_some() })
             }
             Client::Direct(direct) => Either::Right(direct.get(i)),
         }
@@ -541,16 +623,15 @@ struct DirectGet {
 }
 
 impl DirectGet {
-    fn get(&self, i: usize) -> impl Future<Output = ()> + Send + 'static {
+    fn get(&self, i: usize) -> impl Future<Output = bool> + Send + 'static {
         let mut connection = self.connections[self.owners[i]].clone();
         let stored = format!("{}{}", self.prefix, key(i));
         async move {
-            let bytes: Option<Vec<u8>> = redis::cmd("GET")
+            let bytes: redis::RedisResult<Option<Vec<u8>>> = redis::cmd("GET")
                 .arg(stored)
                 .query_async(&mut connection)
-                .await
-                .expect("direct GET");
-            assert!(bytes.is_some(), "bench keys are all hits");
+                .await;
+            matches!(bytes, Ok(Some(_)))
         }
     }
 }
@@ -654,23 +735,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clients = fill(&args.nodes).await?;
     let closed_loop = ClosedLoop {
         concurrency: args.concurrency,
-        duration: Duration::from_secs(args.seconds),
+        per_side: Duration::from_secs(args.seconds),
+        stretch: Duration::from_millis(args.stretch_ms),
     };
 
-    // Per round, every side's closed-loop run.
+    // Per round where no request failed, every side's closed-loop run.
     let mut closed_rounds: Vec<[Run; 4]> = Vec::new();
     // Per round where every side kept up, every side's fixed-rate latency percentiles.
     let mut fixed_rounds: Vec<[[Duration; 3]; 4]> = Vec::new();
     for round in 1..=args.rounds {
-        // Rotate which side goes first, so that drift on a shared machine hits all alike.
-        let order: [Side; 4] = std::array::from_fn(|turn| SIDES[(round + turn) % SIDES.len()]);
-
-        let mut runs = [None; 4];
-        for side in order {
-            let run = closed_loop.measure(&clients[side as usize]).await;
+        let runs = closed_loop.measure(&clients).await;
+        for side in SIDES {
+            let run = runs[side as usize];
             println!(
                 "round {round} closed {:<15} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  \
-                 client CPU {:>5.2} µs/req  busy {:>3.0}%  sleeps {:.3}/req",
+                 client CPU {:>5.2} µs/req  busy {:>3.0}%  sleeps {:.3}/req  failed {}",
                 format!("{side:?}"),
                 run.per_second,
                 run.p50.as_micros(),
@@ -678,11 +757,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 run.cpu_per_request.as_secs_f64() * 1e6,
                 run.client_busy * 100.0,
                 run.sleeps_per_request,
+                run.failed,
             );
-            runs[side as usize] = Some(run);
         }
-        let runs = runs.map(|run| run.expect("every side ran this round"));
-        closed_rounds.push(runs);
+        if runs.iter().all(|run| run.failed == 0) {
+            closed_rounds.push(runs);
+        }
 
         let (rate, why) = match args.rate {
             Some(rate) => (rate, "--rate".to_owned()),
@@ -731,8 +811,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             } else {
                 format!(
-                    "DID NOT KEEP UP (dropped {}, unanswered {}): no latency reported",
-                    run.dropped, run.in_flight
+                    "DID NOT KEEP UP (dropped {}, unanswered {}, failed {}): no latency reported",
+                    run.dropped, run.in_flight, run.failed
                 )
             };
             println!(
@@ -750,26 +830,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    println!(
-        "closed loop, same-round ratios, median [range] of {} rounds:",
-        closed_rounds.len()
-    );
-    for comparison @ (side, baseline) in COMPARISONS {
-        let ratios = |of: fn(&Run, &Run) -> f64| {
-            summary(
-                closed_rounds
-                    .iter()
-                    .map(|runs| of(&runs[side as usize], &runs[baseline as usize]))
-                    .collect(),
-            )
-        };
+    if closed_rounds.is_empty() {
+        println!("closed loop: requests failed in every round, so no throughput ratios");
+    } else {
         println!(
-            "  {} throughput {}  p99 {}  client CPU per request {}",
-            comparison_name(comparison),
-            ratios(|side, baseline| side.per_second / baseline.per_second),
-            ratios(|side, baseline| ratio(side.p99, baseline.p99)),
-            ratios(|side, baseline| ratio(side.cpu_per_request, baseline.cpu_per_request)),
+            "closed loop, same-round ratios, median [range] of the {} of {} rounds where no \
+             request failed:",
+            closed_rounds.len(),
+            args.rounds
         );
+        for comparison @ (side, baseline) in COMPARISONS {
+            let ratios = |of: fn(&Run, &Run) -> f64| {
+                summary(
+                    closed_rounds
+                        .iter()
+                        .map(|runs| of(&runs[side as usize], &runs[baseline as usize]))
+                        .collect(),
+                )
+            };
+            println!(
+                "  {} throughput {}  p99 {}  client CPU per request {}",
+                comparison_name(comparison),
+                ratios(|side, baseline| side.per_second / baseline.per_second),
+                ratios(|side, baseline| ratio(side.p99, baseline.p99)),
+                ratios(|side, baseline| ratio(side.cpu_per_request, baseline.cpu_per_request)),
+            );
+        }
     }
     if args.rate.is_none() && args.load == 0.0 {
         return Ok(());
