@@ -25,13 +25,12 @@ pub fn client_not_modified(request: &HeaderMap, object: &CachedObject) -> bool {
                 candidate == "*" || weak_eq(candidate, etag.to_str().unwrap_or_default())
             });
     }
-    let (Some(since), Some(modified)) = (
-        http_date(request, header::IF_MODIFIED_SINCE),
-        http_date(&object.headers, header::LAST_MODIFIED),
-    ) else {
+    // The stored date is parsed only for a request that has one to compare it with: most hits
+    // carry no condition, and parsing Last-Modified was 6% of a hit's instructions.
+    let Some(since) = http_date(request, header::IF_MODIFIED_SINCE) else {
         return false;
     };
-    modified <= since
+    http_date(&object.headers, header::LAST_MODIFIED).is_some_and(|modified| modified <= since)
 }
 
 /// Weak comparison: equal opaque tags, ignoring `W/`.
