@@ -177,9 +177,19 @@ async fn serve(
         };
         return pass(shared, &pool, upstream, incoming, status).await;
     }
+    let primary = key::primary(&host, &target);
+    let is_head = parts.method == Method::HEAD;
+    // A fresh hit, the common case, is answered here: it needs none of the state that a miss
+    // carries through fetch and store.
+    let found = shared.store.lookup(&primary, &parts.headers);
+    if let Some(object) = &found
+        && matches!(object.usable(Instant::now()), Usable::Fresh)
+    {
+        return cached_response(&parts.headers, is_head, object, CacheStatus::Hit);
+    }
     let lookup = Arc::new(Lookup {
         shared: shared.clone(),
-        primary: key::primary(&host, &target),
+        primary,
         target,
         ttl: route.ttl,
         strip_cookies: route.strip_cookies,
@@ -187,10 +197,10 @@ async fn serve(
         pool,
         peer,
         host_header,
-        is_head: parts.method == Method::HEAD,
+        is_head,
         client: parts.headers,
     });
-    lookup.serve().await
+    lookup.serve(found).await
 }
 
 /// `example.com` of `example.com:8080`, `[::1]` of `[::1]:8080`.
@@ -285,14 +295,17 @@ impl Lookup {
         }
     }
 
-    async fn serve(self: Arc<Self>) -> Served {
-        let store = &self.shared.store;
+    /// `found`: what the store held for this request when it arrived.
+    async fn serve(self: Arc<Self>, mut found: Option<Arc<CachedObject>>) -> Served {
         let mut stale = None;
         let mut just_stored = false;
         // A follower looks again after its leader stored; a few rounds cover the rare case of
         // another variant or an eviction in between.
-        for _round in 0..3 {
-            if let Some(object) = store.lookup(&self.primary, &self.client) {
+        for round in 0..3 {
+            if round > 0 {
+                found = self.shared.store.lookup(&self.primary, &self.client);
+            }
+            if let Some(object) = found.take() {
                 match object.usable(Instant::now()) {
                     // What a leader has just fetched or validated is served as is, even a
                     // no-cache object, which is stale the moment it is stored.
@@ -534,33 +547,42 @@ impl Lookup {
         }
     }
 
-    /// A response from a stored object, or a 304 when it satisfies the client's conditions.
     fn cached_response(&self, object: &CachedObject, status: CacheStatus) -> Served {
-        let mut response = if revalidate::client_not_modified(&self.client, object) {
-            let mut response = Response::new(body::empty());
-            *response.status_mut() = StatusCode::NOT_MODIFIED;
-            *response.headers_mut() = revalidate::not_modified_headers(object);
-            response
-        } else {
-            let body = if self.is_head {
-                body::empty()
-            } else {
-                body::full(object.body.clone())
-            };
-            let mut response = Response::new(body);
-            *response.status_mut() = object.status;
-            *response.headers_mut() = object.headers.clone();
-            response
-        };
-        let age = object.age(Instant::now()).as_secs();
+        cached_response(&self.client, self.is_head, object, status)
+    }
+}
+
+/// A response from a stored object, or a 304 when it satisfies the client's conditions.
+fn cached_response(
+    client: &HeaderMap,
+    is_head: bool,
+    object: &CachedObject,
+    status: CacheStatus,
+) -> Served {
+    let mut response = if revalidate::client_not_modified(client, object) {
+        let mut response = Response::new(body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        *response.headers_mut() = revalidate::not_modified_headers(object);
         response
-            .headers_mut()
-            .insert(header::AGE, HeaderValue::from(age));
-        Served {
-            response,
-            status,
-            upstream: None,
-        }
+    } else {
+        let body = if is_head {
+            body::empty()
+        } else {
+            body::full(object.body.clone())
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = object.status;
+        *response.headers_mut() = object.headers.clone();
+        response
+    };
+    let age = object.age(Instant::now()).as_secs();
+    response
+        .headers_mut()
+        .insert(header::AGE, HeaderValue::from(age));
+    Served {
+        response,
+        status,
+        upstream: None,
     }
 }
 
