@@ -221,7 +221,23 @@ measure() {
     echo "$rps $p50 $p99 $cpu_us"
 }
 
+# A stale server left on one of these ports (a crashed earlier run, a profiling session) would
+# answer in place of the one this run starts, which then fails to bind: measured, silently, was
+# the wrong process.
+check_ports_free() {
+    local busy=()
+    for port in "$ORIGIN_PORT" 9180 "${PORT[@]}"; do
+        ss -Hltn "sport = :$port" | grep -q . && busy+=("$port")
+    done
+    if ((${#busy[@]})); then
+        echo "ports in use, stop what listens there first: ${busy[*]}" >&2
+        ss -Hltnp | grep -E ":($(IFS='|'; echo "${busy[*]}"))\b" >&2 || true
+        exit 1
+    fi
+}
+
 install_peers
+check_ports_free
 start_origin
 for server in "${SERVERS[@]}"; do "start_$server"; done
 for server in "${SERVERS[@]}"; do wait_port "${PORT[$server]}"; done

@@ -122,19 +122,14 @@ async fn purge_url(
         )
             .into_response();
     };
-    let host = key::normalise_host(host);
     let policy = shared.policy();
     let target = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let host_name = host
-        .rsplit_once(':')
-        .map_or(host.as_str(), |(name, _)| name);
+    let mut primary = key::Primary::for_host(host, target.len());
     // Normalised the way the cached request was, so `?utm_source=x` variants go too.
-    let target = match policy.route(host_name, uri.path()) {
-        Some(route) => key::normalise_target(target, route),
-        None => target.to_owned(),
-    };
+    primary.push_target(target, policy.route(primary.host_name(), uri.path()));
+    let (host, target) = (primary.host(), primary.target());
     let mode = purge_mode(&headers);
-    let purged = shared.store.purge(&key::primary(&host, &target), mode);
+    let purged = shared.store.purge(primary.as_str(), mode);
     count(&shared, mode, purged);
     let soft = mode == PurgeMode::Soft;
     tracing::info!(%peer, %host, %target, purged, soft, "purged URL");

@@ -44,6 +44,9 @@ struct Served {
     status: CacheStatus,
     /// Time the backend took to send the response head, when one was asked.
     upstream: Option<Duration>,
+    /// Copied from a stored object's headers, which already hold X-Cache and this proxy's Via
+    /// ([`CachedObject::answer_form`]).
+    answer_form: bool,
 }
 
 impl Served {
@@ -64,6 +67,7 @@ impl Served {
             response,
             status: cache,
             upstream: None,
+            answer_form: false,
         }
     }
 
@@ -90,10 +94,16 @@ pub async fn handle(
         mut response,
         status,
         upstream,
+        answer_form,
     } = served;
     let headers = response.headers_mut();
-    headers.insert(headers::X_CACHE, HeaderValue::from_static(status.as_str()));
-    headers::append_via(headers);
+    // An answer copied from a stored object already says X-Cache: HIT and has this proxy's Via.
+    if !answer_form || status != CacheStatus::Hit {
+        headers.insert(headers::X_CACHE, HeaderValue::from_static(status.as_str()));
+    }
+    if !answer_form {
+        headers::append_via(headers);
+    }
     shared.metrics.request(status, started.elapsed());
     if let Some(length) = response.body().size_hint().exact() {
         shared.metrics.response_bytes.inc_by(length);
@@ -142,10 +152,10 @@ async fn serve(
         .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(ToString::to_string));
-    let host = key::normalise_host(host_header.as_deref().unwrap_or_default());
-    let Some(route) = policy.route(host_name(&host), parts.uri.path()) else {
+        .or_else(|| parts.uri.authority().map(|authority| authority.as_str()));
+    let raw_target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut primary = key::Primary::for_host(host_header.unwrap_or_default(), raw_target.len());
+    let Some(route) = policy.route(primary.host_name(), parts.uri.path()) else {
         return Served::error(
             StatusCode::NOT_FOUND,
             "no route for this host and path",
@@ -154,14 +164,14 @@ async fn serve(
         );
     };
     let pool = policy.pools[&route.pool].clone();
-    let raw_target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let target = key::normalise_target(raw_target, route);
+    primary.push_target(raw_target, Some(route));
     let idempotent = matches!(parts.method, Method::GET | Method::HEAD);
     let bypass = headers::has_cookie(&parts.headers, &route.bypass_cookies);
     if !(route.cache && idempotent) || bypass {
+        let host_header = host_header.map(str::to_owned);
         let upstream = UpstreamRequest {
             method: parts.method,
-            target,
+            target: primary.target().to_owned(),
             // Content-Length goes with the body, which `pass` does not send on GET or HEAD.
             headers: headers::forward_request(
                 parts.headers,
@@ -177,11 +187,10 @@ async fn serve(
         };
         return pass(shared, &pool, upstream, incoming, status).await;
     }
-    let primary = key::primary(&host, &target);
     let is_head = parts.method == Method::HEAD;
     // A fresh hit, the common case, is answered here: it needs none of the state that a miss
     // carries through fetch and store.
-    let found = shared.store.lookup(&primary, &parts.headers);
+    let found = shared.store.lookup(primary.as_str(), &parts.headers);
     if let Some(object) = &found
         && matches!(object.usable(Instant::now()), Usable::Fresh)
     {
@@ -190,25 +199,16 @@ async fn serve(
     let lookup = Arc::new(Lookup {
         shared: shared.clone(),
         primary,
-        target,
         ttl: route.ttl,
         strip_cookies: route.strip_cookies,
         policy,
         pool,
         peer,
-        host_header,
+        host_header: host_header.map(str::to_owned),
         is_head,
         client: parts.headers,
     });
     lookup.serve(found).await
-}
-
-/// `example.com` of `example.com:8080`, `[::1]` of `[::1]:8080`.
-fn host_name(host: &str) -> &str {
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    }
 }
 
 /// Forwards a request the cache does not handle, streaming both ways.
@@ -234,6 +234,7 @@ async fn pass(
                 response: Response::from_parts(parts, body),
                 status,
                 upstream: Some(answer.elapsed),
+                answer_form: false,
             }
         }
         Err(error) => Served::error(error.status(), &error.to_string(), status, false),
@@ -264,14 +265,12 @@ struct Lookup {
     shared: Arc<Shared>,
     policy: Arc<Policy>,
     pool: Arc<Pool>,
-    primary: String,
+    primary: key::Primary,
     ttl: Option<Duration>,
     /// The client's request headers (for Vary, conditionals and storability).
     client: HeaderMap,
     peer: Peer,
     host_header: Option<String>,
-    /// Normalised path and query.
-    target: String,
     strip_cookies: bool,
     is_head: bool,
 }
@@ -290,7 +289,7 @@ impl Lookup {
         UpstreamRequest {
             // HEAD is answered from (and fills) the GET object.
             method: Method::GET,
-            target: self.target.clone(),
+            target: self.primary.target().to_owned(),
             headers,
         }
     }
@@ -303,7 +302,10 @@ impl Lookup {
         // another variant or an eviction in between.
         for round in 0..3 {
             if round > 0 {
-                found = self.shared.store.lookup(&self.primary, &self.client);
+                found = self
+                    .shared
+                    .store
+                    .lookup(self.primary.as_str(), &self.client);
             }
             if let Some(object) = found.take() {
                 match object.usable(Instant::now()) {
@@ -318,7 +320,7 @@ impl Lookup {
                     Usable::Stale => stale = Some(object),
                 }
             }
-            match self.shared.coalescer.join(&self.primary) {
+            match self.shared.coalescer.join(self.primary.as_str()) {
                 Role::Leader(flight) => return self.fetch(Some(flight), stale).await,
                 Role::Alone => return self.fetch(None, stale).await,
                 Role::Follower(receiver) => {
@@ -338,7 +340,7 @@ impl Lookup {
     /// stale-while-revalidate: one background refresh per key, the client already answered.
     fn refresh_in_background(self: Arc<Self>, object: Arc<CachedObject>) {
         // Only a leader refreshes: one refresh per key, however many requests see it stale.
-        let Role::Leader(flight) = self.shared.coalescer.join(&self.primary) else {
+        let Role::Leader(flight) = self.shared.coalescer.join(self.primary.as_str()) else {
             return;
         };
         tokio::spawn(async move {
@@ -427,7 +429,7 @@ impl Lookup {
             None => {
                 if stale.is_some() && !status.is_server_error() {
                     // The resource is no longer cacheable: its old copy must not be served either.
-                    shared.store.purge(&self.primary, PurgeMode::Hard);
+                    shared.store.purge(self.primary.as_str(), PurgeMode::Hard);
                 }
                 if let Some(flight) = flight {
                     // An error page says nothing about the resource: waiters retry on their own,
@@ -457,7 +459,7 @@ impl Lookup {
                     object: Some(CachedObject {
                         status,
                         vary: key::vary_names(&stored_headers),
-                        headers: stored_headers,
+                        headers: CachedObject::answer_form(stored_headers),
                         body: Bytes::new(),
                         stored_at: Instant::now(),
                         freshness,
@@ -489,6 +491,7 @@ impl Lookup {
             response: Response::from_parts(parts, body),
             status: cache_status,
             upstream: Some(answer.elapsed),
+            answer_form: false,
         }
     }
 
@@ -504,7 +507,7 @@ impl Lookup {
     ) -> Served {
         let shared = &self.shared;
         crate::metrics::Metrics::labelled(&shared.metrics.revalidations, "result", "not_modified");
-        let mut headers = revalidate::merge_not_modified(&stale.headers, not_modified);
+        let mut headers = revalidate::merge_not_modified(&stale.backend_headers(), not_modified);
         client_facing(&mut headers);
         let freshness = freshness::evaluate(
             &Exchange {
@@ -521,7 +524,7 @@ impl Lookup {
         let object = CachedObject {
             status: stale.status,
             vary: stale.vary.clone(),
-            headers,
+            headers: CachedObject::answer_form(headers),
             body: stale.body.clone(),
             stored_at: Instant::now(),
             freshness: freshness.clone().unwrap_or_else(|| stale.freshness.clone()),
@@ -530,7 +533,9 @@ impl Lookup {
         };
         match freshness {
             Some(_) => {
-                let object = shared.store.insert(&self.primary, &self.client, object);
+                let object = shared
+                    .store
+                    .insert(self.primary.as_str(), &self.client, object);
                 if let Some(flight) = flight {
                     flight.finish(Outcome::Stored);
                 }
@@ -538,7 +543,7 @@ impl Lookup {
             }
             None => {
                 // The backend now forbids storing it: forget the old copy too.
-                shared.store.purge(&self.primary, PurgeMode::Hard);
+                shared.store.purge(self.primary.as_str(), PurgeMode::Hard);
                 if let Some(flight) = flight {
                     flight.finish(Outcome::Uncacheable);
                 }
@@ -559,7 +564,8 @@ fn cached_response(
     object: &CachedObject,
     status: CacheStatus,
 ) -> Served {
-    let mut response = if revalidate::client_not_modified(client, object) {
+    let not_modified = revalidate::client_not_modified(client, object);
+    let mut response = if not_modified {
         let mut response = Response::new(body::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         *response.headers_mut() = revalidate::not_modified_headers(object);
@@ -583,6 +589,7 @@ fn cached_response(
         response,
         status,
         upstream: None,
+        answer_form: !not_modified,
     }
 }
 
@@ -617,7 +624,7 @@ impl PendingObject {
         lookup
             .shared
             .store
-            .insert(&lookup.primary, &lookup.client, object);
+            .insert(lookup.primary.as_str(), &lookup.client, object);
         if let Some(flight) = self.flight.take() {
             flight.finish(Outcome::Stored);
         }

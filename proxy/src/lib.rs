@@ -10,9 +10,11 @@
 //! - [`cache`]: keys, RFC 9111 freshness, the memory-bounded store, coalescing, revalidation,
 //!   purging;
 //! - [`upstream`]: backend pools, balancing, health checks, the backend client;
-//! - [`admin`]: `/metrics`, `/status` and the purge endpoints behind an ACL.
+//! - [`admin`]: `/metrics`, `/status` and the purge endpoints behind an ACL;
+//! - [`allocator`]: mimalloc as the binary's allocator, on its fast paths.
 
 pub mod admin;
+pub mod allocator;
 pub mod body;
 pub mod cache;
 pub mod config;

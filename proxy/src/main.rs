@@ -61,10 +61,8 @@ enum Command {
     },
 }
 
-// Proxying allocates small short-lived buffers (header maps, request parts) per request;
-// mimalloc's thread-local free lists serve them faster than glibc's malloc.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: proxy::allocator::Allocator = proxy::allocator::Allocator;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9080";

@@ -281,6 +281,87 @@ async fn stale_entries_are_revalidated_with_etag_and_refreshed_on_304() {
     );
 }
 
+/// Whichever way an answer is made (a miss, a hit, a 304 to the client, a hit after the
+/// backend refreshed the object with a 304, with a Via of its own or without), it has one
+/// X-Cache and one Age, and this proxy's Via once, after the backend's.
+#[tokio::test]
+async fn answers_carry_x_cache_age_and_this_proxys_via_once() {
+    let origin = Origin::start(|seen: &Seen| {
+        if seen
+            .headers
+            .get("if-none-match")
+            .is_some_and(|v| v == "\"v1\"")
+        {
+            let reply = Reply::status(304)
+                .cache("max-age=60")
+                .header("etag", "\"v1\"");
+            if seen.target == "/new-via" {
+                reply.header("via", "1.1 app-revalidated")
+            } else {
+                reply
+            }
+        } else {
+            Reply::ok("body")
+                .cache("max-age=1")
+                .header("etag", "\"v1\"")
+                .header("via", "1.1 app")
+        }
+    })
+    .await;
+    let proxy = TestProxy::start({
+        let mut config = common::config_for(&[&origin]);
+        config.cache.default_grace = Duration::ZERO;
+        config
+    })
+    .await;
+    let fetch = |path: &str, condition: Option<&'static str>| {
+        let mut request = client().get(proxy.url(path));
+        if let Some(etag) = condition {
+            request = request.header("if-none-match", etag);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let fields = |response: &reqwest::Response, name: &str| -> Vec<String> {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let ours = "1.1 leanstack-proxy";
+    for path in ["/new-via", "/same-via"] {
+        let miss = fetch(path, None).await;
+        assert_eq!(fields(&miss, "x-cache"), ["MISS"]);
+        assert_eq!(fields(&miss, "via"), ["1.1 app", ours]);
+        for _ in 0..2 {
+            let hit = fetch(path, None).await;
+            assert_eq!(fields(&hit, "x-cache"), ["HIT"]);
+            assert_eq!(fields(&hit, "via"), ["1.1 app", ours]);
+            assert_eq!(fields(&hit, "age").len(), 1);
+        }
+        let not_modified = fetch(path, Some("\"v1\"")).await;
+        assert_eq!(not_modified.status(), 304);
+        assert_eq!(fields(&not_modified, "x-cache"), ["HIT"]);
+        assert_eq!(fields(&not_modified, "via"), [ours]);
+        assert_eq!(fields(&not_modified, "age").len(), 1);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (path, backend_via) in [
+        ("/new-via", "1.1 app-revalidated"),
+        ("/same-via", "1.1 app"),
+    ] {
+        for _ in 0..2 {
+            let refreshed = fetch(path, None).await;
+            assert_eq!(fields(&refreshed, "x-cache"), ["HIT"], "{path}");
+            assert_eq!(fields(&refreshed, "via"), [backend_via, ours], "{path}");
+            assert_eq!(fields(&refreshed, "age").len(), 1, "{path}");
+            assert_eq!(refreshed.text().await.unwrap(), "body");
+        }
+        assert_eq!(origin.count(path), 2, "{path}");
+    }
+}
+
 #[tokio::test]
 async fn concurrent_misses_make_one_backend_request() {
     let origin = Origin::start(|seen: &Seen| {

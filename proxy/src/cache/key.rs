@@ -1,16 +1,66 @@
 //! Cache keys: the primary key names the resource (host plus normalised path and query; HEAD
 //! shares GET's objects), and the Vary'd request headers pick one variant of it.
 
+use std::borrow::Cow;
+
 use http::{HeaderMap, HeaderName};
 
 use crate::config::RouteSettings;
 
-/// The primary key of a resource: `host` and the normalised `target`.
-pub fn primary(host: &str, target: &str) -> String {
-    let mut key = String::with_capacity(host.len() + target.len());
-    key.push_str(host);
-    key.push_str(target);
-    key
+/// The primary key of a resource: its host, then its target (path and query), both normalised.
+/// Built in one buffer because every cacheable request needs one: the host first, which picks
+/// the route, then the target as that route normalises it.
+#[derive(Debug, Clone)]
+pub struct Primary {
+    key: String,
+    host_len: usize,
+}
+
+impl Primary {
+    /// Starts a key with `host` normalised (trimmed, lower-cased, without `:80`), with room for
+    /// a target of `target_len` bytes.
+    pub fn for_host(host: &str, target_len: usize) -> Self {
+        let host = host.trim();
+        let host = host.strip_suffix(":80").unwrap_or(host);
+        let mut key = String::with_capacity(host.len() + target_len);
+        key.push_str(host);
+        key.make_ascii_lowercase();
+        Self {
+            host_len: key.len(),
+            key,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.key[..self.host_len]
+    }
+
+    /// What routes match: `example.com` of `example.com:8080`, `[::1]` of `[::1]:8080`.
+    pub fn host_name(&self) -> &str {
+        let host = self.host();
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        }
+    }
+
+    /// Completes the key with `target`, normalised as `route` says (as sent without a route).
+    pub fn push_target(&mut self, target: &str, route: Option<&RouteSettings>) {
+        self.key.truncate(self.host_len);
+        match route {
+            Some(route) => self.key.push_str(&normalise_target(target, route)),
+            None => self.key.push_str(target),
+        }
+    }
+
+    /// The normalised path and query.
+    pub fn target(&self) -> &str {
+        &self.key[self.host_len..]
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
 }
 
 /// The secondary key: the values of the request headers the response varies on.
@@ -48,25 +98,16 @@ pub fn vary_names(response: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-/// The Host a request is for: lower-cased, without a default port.
-pub fn normalise_host(host: &str) -> String {
-    let host = host.trim().to_ascii_lowercase();
-    match host.strip_suffix(":80") {
-        Some(bare) => bare.to_owned(),
-        None => host,
-    }
-}
-
 /// Applies the route's rewrites, then normalises: percent-escapes of unreserved characters are
 /// decoded and the others upper-cased (RFC 3986 §6.2.2), dropped query parameters removed, and
 /// the rest sorted when the route asks.
-pub fn normalise_target(target: &str, route: &RouteSettings) -> String {
+fn normalise_target<'a>(target: &'a str, route: &RouteSettings) -> Cow<'a, str> {
     let has_query = target.contains('?');
     let nothing_to_do = route.rewrites.is_empty()
         && !target.contains('%')
         && (!has_query || (route.drop_query.is_empty() && !route.sort_query));
     if nothing_to_do && !target.ends_with('?') {
-        return target.to_owned();
+        return Cow::Borrowed(target);
     }
     let mut target = target.to_owned();
     for rewrite in &route.rewrites {
@@ -99,7 +140,7 @@ pub fn normalise_target(target: &str, route: &RouteSettings) -> String {
             out.push_str(&normalise_escapes(&params.join("&")));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `utm_*` matches a prefix, anything else the whole name.
@@ -165,8 +206,34 @@ mod tests {
             normalise_target("/old/page?b=1&a=2", &route),
             "/new/page?a=2&b=1"
         );
-        assert_eq!(normalise_host("Example.COM:80"), "example.com");
-        assert_eq!(normalise_host("example.com:8080"), "example.com:8080");
+    }
+
+    #[test]
+    fn primary_is_normalised_host_then_target() {
+        let mut route = RouteSettings::catch_all("app");
+        route.drop_query = vec!["utm_*".into()];
+        let mut key = Primary::for_host(" Example.COM:80", 0);
+        assert_eq!(key.host(), "example.com");
+        key.push_target("/p?utm_source=x&a=1", Some(&route));
+        assert_eq!(key.as_str(), "example.com/p?a=1");
+        assert_eq!(key.target(), "/p?a=1");
+        key.push_target("/p?utm_source=x", None);
+        assert_eq!(key.as_str(), "example.com/p?utm_source=x");
+        assert_eq!(
+            Primary::for_host("example.com:8080", 0).host(),
+            "example.com:8080"
+        );
+    }
+
+    /// The purge endpoint once cut everything after the last colon, so `[::1]` became `[:`
+    /// and matched no host-specific route.
+    #[test]
+    fn host_name_drops_only_a_port() {
+        let name = |host| Primary::for_host(host, 0).host_name().to_owned();
+        assert_eq!(name("example.com:8080"), "example.com");
+        assert_eq!(name("example.com"), "example.com");
+        assert_eq!(name("[::1]:8080"), "[::1]");
+        assert_eq!(name("[::1]"), "[::1]");
     }
 
     #[test]
