@@ -222,6 +222,33 @@ async fn a_kept_alive_connection_closed_under_a_get_is_retried_on_a_new_one() {
 }
 
 #[tokio::test]
+async fn a_connection_whose_response_said_close_is_not_reused() {
+    // A backend that says `Connection: close` and then keeps the socket open: the proxy must go
+    // by what it said, not wait to see the close.
+    let listener = testkit::bind_port_0().await;
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                    let reply = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\
+                                 cache-control: no-store\r\n\r\nok";
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                }
+                let _ = stream.read(&mut buf).await;
+            });
+        }
+    });
+    let proxy = TestProxy::start(proxy::Config::for_backends(vec![addr])).await;
+    for _ in 0..3 {
+        let (status, _, body) = get(&proxy.url("/z")).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    assert_retries_and_connections(&proxy, 0.0, 3.0).await;
+}
+
+#[tokio::test]
 async fn an_idle_connection_the_backend_closed_is_not_reused() {
     // A backend that closes every connection right after its first response, without saying so
     // (as a keep-alive timeout of zero would).
