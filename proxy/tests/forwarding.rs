@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::Duration;
 
 use common::{Origin, Reply, TestProxy, client, config_toml, get, raw};
@@ -221,25 +222,36 @@ async fn a_kept_alive_connection_closed_under_a_get_is_retried_on_a_new_one() {
     assert_retries_and_connections(&proxy, 1.0, 2.0).await;
 }
 
+/// A backend speaking raw bytes: `serve` gets each connection, in a task of its own.
+async fn raw_backend<F, Served>(serve: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Served + Send + 'static,
+    Served: Future<Output = ()> + Send + 'static,
+{
+    let listener = testkit::bind_port_0().await;
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn a_connection_whose_response_said_close_is_not_reused() {
     // A backend that says `Connection: close` and then keeps the socket open: the proxy must go
     // by what it said, not wait to see the close.
-    let listener = testkit::bind_port_0().await;
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
-                    let reply = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\
-                                 cache-control: no-store\r\n\r\nok";
-                    let _ = stream.write_all(reply.as_bytes()).await;
-                }
-                let _ = stream.read(&mut buf).await;
-            });
+    let addr = raw_backend(|mut stream| async move {
+        let mut buf = vec![0u8; 8192];
+        if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+            let reply = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\
+                         cache-control: no-store\r\n\r\nok";
+            let _ = stream.write_all(reply.as_bytes()).await;
         }
-    });
+        let _ = stream.read(&mut buf).await;
+    })
+    .await;
     let proxy = TestProxy::start(proxy::Config::for_backends(vec![addr])).await;
     for _ in 0..3 {
         let (status, _, body) = get(&proxy.url("/z")).await;
@@ -252,25 +264,22 @@ async fn a_connection_whose_response_said_close_is_not_reused() {
 async fn an_idle_connection_the_backend_closed_is_not_reused() {
     // A backend that closes every connection right after its first response, without saying so
     // (as a keep-alive timeout of zero would).
-    let listener = testkit::bind_port_0().await;
-    let addr = listener.local_addr().unwrap().to_string();
     let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let closes = closed.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let closes = closes.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
-                    let reply =
-                        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncache-control: no-store\r\n\r\nok";
-                    let _ = stream.write_all(reply.as_bytes()).await;
-                }
-                drop(stream);
-                closes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            });
+    let addr = raw_backend(move |mut stream| {
+        let closes = closes.clone();
+        async move {
+            let mut buf = vec![0u8; 8192];
+            if matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                let reply =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncache-control: no-store\r\n\r\nok";
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+            drop(stream);
+            closes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-    });
+    })
+    .await;
     let proxy = TestProxy::start(proxy::Config::for_backends(vec![addr])).await;
     for round in 1..=3 {
         let (status, _, body) = get(&proxy.url("/z")).await;

@@ -30,6 +30,15 @@ pub struct Seen {
     pub body: Vec<u8>,
 }
 
+impl Seen {
+    /// Whether this is a revalidation of the representation tagged `etag`.
+    pub fn revalidates(&self, etag: &str) -> bool {
+        self.headers
+            .get("if-none-match")
+            .is_some_and(|value| value == etag)
+    }
+}
+
 /// What the origin answers.
 #[derive(Debug, Clone)]
 pub struct Reply {
