@@ -14,6 +14,13 @@ fn counting(cache_control: &'static str) -> impl Fn(&Seen) -> Reply + Send + Syn
     move |seen| Reply::ok(format!("{} #{}", seen.target, seen.nth)).cache(cache_control)
 }
 
+/// A proxy in front of `origin` that serves nothing stale unless a response allows it.
+async fn without_grace(origin: &Origin) -> TestProxy {
+    let mut config = common::config_for(&[origin]);
+    config.cache.default_grace = Duration::ZERO;
+    TestProxy::start(config).await
+}
+
 #[tokio::test]
 async fn miss_then_hit_with_age() {
     let origin = Origin::start(counting("max-age=60")).await;
@@ -243,12 +250,7 @@ async fn stale_entries_are_revalidated_with_etag_and_refreshed_on_304() {
         }
     })
     .await;
-    let proxy = TestProxy::start({
-        let mut config = common::config_for(&[&origin]);
-        config.cache.default_grace = Duration::ZERO;
-        config
-    })
-    .await;
+    let proxy = without_grace(&origin).await;
     let (_, cache, _) = get(&proxy.url("/r")).await;
     assert_eq!(cache, "MISS");
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -300,12 +302,7 @@ async fn answers_carry_x_cache_age_and_this_proxys_via_once() {
         }
     })
     .await;
-    let proxy = TestProxy::start({
-        let mut config = common::config_for(&[&origin]);
-        config.cache.default_grace = Duration::ZERO;
-        config
-    })
-    .await;
+    let proxy = without_grace(&origin).await;
     let fetch = |path: &str, condition: Option<&'static str>| {
         let mut request = client().get(proxy.url(path));
         if let Some(etag) = condition {
@@ -458,9 +455,7 @@ async fn stale_if_error_serves_stale_when_the_origin_is_stopped_or_failing() {
         code => Reply::status(code),
     })
     .await;
-    let mut config = common::config_for(&[&origin]);
-    config.cache.default_grace = Duration::ZERO;
-    let proxy = TestProxy::start(config).await;
+    let proxy = without_grace(&origin).await;
     get(&proxy.url("/sie")).await;
     get(&proxy.url("/other")).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -641,9 +636,7 @@ async fn an_object_that_became_uncacheable_is_dropped() {
         }
     })
     .await;
-    let mut config = common::config_for(&[&origin]);
-    config.cache.default_grace = Duration::ZERO;
-    let proxy = TestProxy::start(config).await;
+    let proxy = without_grace(&origin).await;
     assert_eq!(get(&proxy.url("/u")).await.2, "#1");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     private.store(1, Ordering::Relaxed);
