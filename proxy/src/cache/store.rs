@@ -31,7 +31,7 @@ pub struct CachedObject {
     /// (hop-by-hop ones and Age removed), then Age, X-Cache and this proxy's Via, whose values
     /// each answer sets in place ([`CachedObject::answer_form`]). A copy of a map is exactly
     /// full, and adding those three fields to the copy grew it, reallocated and rehashed, on
-    /// every hit (11% of a hit's instructions, callgrind).
+    /// every hit: keeping them stored took 4% off a hit's instructions (callgrind).
     pub headers: HeaderMap,
     pub body: Bytes,
     /// When the response was received.
