@@ -452,8 +452,7 @@ impl Lookup {
             Some(freshness) => {
                 let age = freshness.initial_age.as_secs();
                 parts.headers.insert(header::AGE, HeaderValue::from(age));
-                let mut stored_headers = parts.headers.clone();
-                stored_headers.remove(header::AGE);
+                let stored_headers = parts.headers.clone();
                 let pending = PendingObject {
                     lookup: self.clone(),
                     object: Some(CachedObject {
@@ -520,7 +519,6 @@ impl Lookup {
             self.ttl,
             &self.policy.config.cache,
         );
-        headers.remove(header::AGE);
         let object = CachedObject {
             status: stale.status,
             vary: stale.vary.clone(),

@@ -67,8 +67,8 @@ pub enum Usable {
 }
 
 impl CachedObject {
-    /// `backend`'s headers (end-to-end, without Age) in the form [`CachedObject::headers`]
-    /// keeps them.
+    /// `backend`'s end-to-end headers in the form [`CachedObject::headers`] keeps them; an Age
+    /// among them (the one a miss was answered with, a 304's) gives way to the slot.
     pub fn answer_form(mut backend: HeaderMap) -> HeaderMap {
         backend.insert(header::AGE, HeaderValue::from_static("0"));
         backend.insert(
