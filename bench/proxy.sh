@@ -31,6 +31,8 @@ AUTOGROUP_NICE=$(awk '{print $3}' /proc/self/autogroup 2>/dev/null || true)
 [[ -n $AUTOGROUP_NICE ]] && echo -10 >/proc/self/autogroup
 
 cleanup() {
+    # A stopped server would hold its signals until continued.
+    for server in "${SERVERS[@]}"; do resume "$server"; done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pidfile in origin.pid nginx.pid varnish/varnishd.pid squid.pid; do
         # A server stopped above may remove its pid file between the test and the read.
@@ -177,6 +179,18 @@ tree() {
     for child in $(pgrep -P "$pid"); do tree "$child"; done
 }
 
+# Every server is pinned to the measured CPU, so one waiting for its turn must not run there:
+# Varnish's and Squid's housekeeping threads (and a server still closing the previous run's
+# connections) would take time from the one being measured. Idle servers are stopped with
+# SIGSTOP and continued for their own runs.
+pause() {
+    kill -STOP $(tree "$(server_root "$1")") 2>/dev/null || true
+}
+
+resume() {
+    kill -CONT $(tree "$(server_root "$1")") 2>/dev/null || true
+}
+
 # utime+stime in clock ticks of a process tree.
 cpu_ticks() {
     local total=0
@@ -249,6 +263,7 @@ for server in "${SERVERS[@]}"; do
         "$(curl -s -D - -o /dev/null "http://127.0.0.1:${PORT[$server]}/4k" | grep -iE '^(x-cache|age|x-varnish):' | tr -d '\r' | tr '\n' ' ')"
 done
 echo
+for server in "${SERVERS[@]}"; do pause "$server"; done
 
 # SCENARIOS="/pass 64;/4k 64" runs a subset (path and connections, separated by ';').
 IFS=';' read -r -a scenarios <<<"${SCENARIOS:-/4k 64;/4k 256;/64k 64;/64k 256;/pass 64}"
@@ -266,7 +281,9 @@ for scenario in "${scenarios[@]}"; do
         # Servers take turns in a rotating order, so drift on a shared machine hits all alike.
         for i in "${!SERVERS[@]}"; do
             server=${SERVERS[$(((i + round - 1) % ${#SERVERS[@]}))]}
+            resume "$server"
             RESULT[$server]=$(measure "$server" "$path" "$connections")
+            pause "$server"
             ROUND_RESULTS[$server]+="${RESULT[$server]}"$'\n'
         done
         read -r nginx_rps _ <<<"${RESULT[nginx]}"
