@@ -35,6 +35,7 @@ use crate::framing::AmbiguousFraming;
 use crate::headers::{self, Peer};
 use crate::metrics::CacheStatus;
 use crate::state::{Policy, Shared};
+use crate::upstream::client::HeadersAgain;
 use crate::upstream::{Pool, UpstreamBody, UpstreamRequest, client};
 
 /// A response and how it was produced.
@@ -169,23 +170,45 @@ async fn serve(
     let bypass = headers::has_cookie(&parts.headers, &route.bypass_cookies);
     if !(route.cache && idempotent) || bypass {
         let host_header = host_header.map(str::to_owned);
-        let upstream = UpstreamRequest {
-            method: parts.method,
+        // Content-Length goes with the body, which `pass` does not send on GET or HEAD.
+        let forward = |client: HeaderMap| {
+            headers::forward_request(client, &peer, host_header.as_deref(), |name| {
+                idempotent && name == header::CONTENT_LENGTH
+            })
+        };
+        let upstream = |headers| UpstreamRequest {
+            method: parts.method.clone(),
             target: primary.target().to_owned(),
-            // Content-Length goes with the body, which `pass` does not send on GET or HEAD.
-            headers: headers::forward_request(
-                parts.headers,
-                &peer,
-                host_header.as_deref(),
-                |name| idempotent && name == header::CONTENT_LENGTH,
-            ),
+            headers,
         };
         let status = if bypass {
             CacheStatus::Bypass
         } else {
             CacheStatus::Pass
         };
-        return pass(shared, &pool, upstream, incoming, status).await;
+        let client = parts.headers;
+        if idempotent {
+            // Kept, for a retry to build its headers from.
+            let again = || forward(client.clone());
+            return pass(
+                shared,
+                &pool,
+                upstream(again()),
+                Some(&again),
+                incoming,
+                status,
+            )
+            .await;
+        }
+        return pass(
+            shared,
+            &pool,
+            upstream(forward(client)),
+            None,
+            incoming,
+            status,
+        )
+        .await;
     }
     let is_head = parts.method == Method::HEAD;
     // A fresh hit, the common case, is answered here: it needs none of the state that a miss
@@ -216,6 +239,7 @@ async fn pass(
     shared: &Shared,
     pool: &Pool,
     upstream: UpstreamRequest,
+    headers_again: Option<HeadersAgain<'_>>,
     incoming: Incoming,
     status: CacheStatus,
 ) -> Served {
@@ -225,7 +249,7 @@ async fn pass(
     } else {
         UpstreamBody::Stream(body::stream(incoming))
     };
-    match client::send(pool, upstream, body, &shared.metrics).await {
+    match client::send(pool, upstream, body, headers_again, &shared.metrics).await {
         Ok(answer) => {
             let (mut parts, incoming) = answer.response.into_parts();
             client_facing(&mut parts.headers);
@@ -276,9 +300,10 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// The request to send the backend; built only on a miss, so a hit copies no headers.
-    fn upstream_request(&self) -> UpstreamRequest {
-        let headers = headers::forward_request(
+    /// The headers to send the backend, with `validators` when revalidating; built only on a
+    /// miss, so a hit copies no headers.
+    fn upstream_headers(&self, validators: Option<&HeaderMap>) -> HeaderMap {
+        let mut headers = headers::forward_request(
             self.client.clone(),
             &self.peer,
             self.host_header.as_deref(),
@@ -286,12 +311,10 @@ impl Lookup {
                 NOT_SENT_ON_A_MISS.contains(name) || (self.strip_cookies && name == header::COOKIE)
             },
         );
-        UpstreamRequest {
-            // HEAD is answered from (and fills) the GET object.
-            method: Method::GET,
-            target: self.primary.target().to_owned(),
-            headers,
+        if let Some(validators) = validators {
+            headers.extend(validators.clone());
         }
+        headers
     }
 
     /// `found`: what the store held for this request when it arrived.
@@ -355,15 +378,20 @@ impl Lookup {
         stale: Option<Arc<CachedObject>>,
     ) -> Served {
         let shared = &self.shared;
-        let mut request = self.upstream_request();
-        if let Some(validators) = stale.as_deref().and_then(revalidate::validators) {
-            request.headers.extend(validators);
-        }
+        let validators = stale.as_deref().and_then(revalidate::validators);
+        let headers_again = || self.upstream_headers(validators.as_ref());
+        let request = UpstreamRequest {
+            // HEAD is answered from (and fills) the GET object.
+            method: Method::GET,
+            target: self.primary.target().to_owned(),
+            headers: headers_again(),
+        };
         let request_time = SystemTime::now();
         let result = client::send(
             &self.pool,
             request,
             UpstreamBody::Bytes(Bytes::new()),
+            Some(&headers_again),
             &shared.metrics,
         )
         .await;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Origin, Reply, TestProxy, client, config_toml, get, raw};
@@ -115,6 +116,91 @@ async fn backend_that_closes_without_answering_is_retried_for_get_only() {
     }
     assert!(statuses.contains(&502), "{statuses:?}");
     assert!(statuses.contains(&200), "{statuses:?}");
+}
+
+/// A backend that reads each request head, keeps it, and closes without answering.
+async fn backend_keeping_heads_without_answering() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = testkit::bind_port_0().await;
+    let addr = listener.local_addr().unwrap().to_string();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let kept = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+            kept.lock().unwrap().push(head);
+        }
+    });
+    (addr, heads)
+}
+
+#[tokio::test]
+async fn a_retried_request_carries_what_the_first_try_carried() {
+    let (rude, first_tries) = backend_keeping_heads_without_answering().await;
+    // Every object is stale at once, so each GET of /stale revalidates it.
+    let good = Origin::start(|seen: &common::Seen| {
+        let reply = if seen.revalidates("\"v1\"") {
+            Reply::status(304)
+        } else {
+            Reply::ok("body")
+        };
+        reply.cache("max-age=0").header("etag", "\"v1\"")
+    })
+    .await;
+    let config: proxy::Config = format!(
+        r#"
+        [cache]
+        default_grace = "0s"
+        [pools.app]
+        backends = ["{rude}", "{good}"]
+        eject_after = 100
+        [[routes]]
+        path_prefix = "/live/"
+        pool = "app"
+        cache = false
+        [[routes]]
+        pool = "app"
+        "#,
+        good = good.backend()
+    )
+    .parse()
+    .unwrap();
+    let proxy = TestProxy::start(config).await;
+    // Round robin sends first tries to the rude backend too, on either route.
+    for path in ["/live/a", "/live/b", "/stale", "/stale", "/stale", "/stale"] {
+        let response = common::get_with(proxy.url(path), "x-trace", "7").await;
+        assert_eq!(response.status(), 200, "{path}");
+    }
+    let first_tries = first_tries.lock().unwrap().clone();
+    let retried = |path: &str, also: &str| {
+        first_tries
+            .iter()
+            .any(|head| head.starts_with(&format!("get {path}")) && head.contains(also))
+    };
+    assert!(retried("/live/", "x-trace: 7"), "{first_tries:?}");
+    assert!(
+        retried("/stale", "if-none-match: \"v1\""),
+        "{first_tries:?}"
+    );
+    // What the good backend got on each retry is what the rude one got first.
+    for seen in good.seen() {
+        for name in [
+            "x-trace",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "via",
+            "host",
+        ] {
+            assert!(seen.headers.contains_key(name), "{name} in {seen:?}");
+        }
+        if seen.target == "/stale" && seen.nth > 1 {
+            assert!(seen.revalidates("\"v1\""), "{seen:?}");
+        }
+    }
+    let metrics = proxy.metrics().await;
+    let retries = common::sample(&metrics, "proxy_backend_retries_total").unwrap();
+    assert_eq!(retries, first_tries.len() as f64, "{metrics}");
 }
 
 #[tokio::test]

@@ -15,8 +15,7 @@ use super::pool::{Backend, Pool};
 use crate::body::{self, ProxyBody};
 use crate::metrics::Metrics;
 
-/// What to send a backend, minus the body. [`send`] copies the headers only when a retry on
-/// another backend may need them again.
+/// What to send a backend, minus the body.
 #[derive(Debug)]
 pub struct UpstreamRequest {
     pub method: Method,
@@ -82,6 +81,9 @@ impl UpstreamError {
     }
 }
 
+/// Makes a request's headers again, for a retry.
+pub type HeadersAgain<'a> = &'a (dyn Fn() -> HeaderMap + Sync);
+
 /// A backend's response head, with who sent it and how long it took.
 #[derive(Debug)]
 pub struct Upstream {
@@ -91,64 +93,68 @@ pub struct Upstream {
 }
 
 /// Sends `request` to a backend of `pool`, retrying once as described above.
+///
+/// The first try hands `request`'s headers to hyper, which does not give them back. A retry
+/// gets its own from `headers_again`, so that the rare retry pays for building them again
+/// rather than every request for a spare copy. Without it, or for a streamed body or a method
+/// that is not idempotent, there is no retry.
 pub async fn send(
     pool: &Pool,
     request: UpstreamRequest,
     body: UpstreamBody,
+    headers_again: Option<HeadersAgain<'_>>,
     metrics: &Metrics,
 ) -> Result<Upstream, UpstreamError> {
     let started = Instant::now();
     let UpstreamRequest {
         method,
         target,
-        mut headers,
+        headers,
     } = request;
     let target = Uri::try_from(target).map_err(|_| UpstreamError::Protocol)?;
-    let idempotent = matches!(method, Method::GET | Method::HEAD);
-    let mut body = Some(body);
+    let (first_body, body_again) = match body {
+        UpstreamBody::Bytes(bytes) => (body::full(bytes.clone()), Some(bytes)),
+        UpstreamBody::Stream(stream) => (stream, None),
+    };
+    let answered = |response, backend: &Backend| Upstream {
+        response,
+        backend: backend.addr,
+        elapsed: started.elapsed(),
+    };
     let mut backend = pool.pick(&[]).ok_or(UpstreamError::NoBackend)?;
-    let mut is_first = true;
-    loop {
-        let this_body = match body.take().expect("a body for each attempt") {
-            UpstreamBody::Bytes(bytes) => {
-                body = Some(UpstreamBody::Bytes(bytes.clone()));
-                body::full(bytes)
+    let first = outgoing(&backend, &method, &target, headers, first_body);
+    let retry = match attempt(pool, &backend, first, metrics).await {
+        (Ok(response), _) => return Ok(answered(response, &backend)),
+        (Err(error), reused) => {
+            let idempotent = matches!(method, Method::GET | Method::HEAD);
+            let again = headers_again.zip(body_again);
+            let Some((headers_again, body_again)) =
+                again.filter(|_| idempotent && error.retryable())
+            else {
+                return Err(error);
+            };
+            if let Some(other) = pool.pick(&[backend.addr]) {
+                tracing::info!(pool = %pool.name, backend = %backend.addr, %error, "retrying on another backend");
+                backend = other;
+            } else if reused && error == UpstreamError::NoResponse {
+                // The backend closed a kept-alive connection as the request went out on it (a
+                // keep-alive timeout of its own): a new connection is not that race.
+                tracing::info!(pool = %pool.name, backend = %backend.addr, "retrying on a new connection");
+            } else {
+                return Err(error);
             }
-            UpstreamBody::Stream(stream) => stream,
-        };
-        // The headers are copied only when a retry could need them again.
-        let may_retry = idempotent && is_first && body.is_some();
-        let these_headers = if may_retry {
-            headers.clone()
-        } else {
-            std::mem::take(&mut headers)
-        };
-        let outgoing = outgoing(&backend, &method, &target, these_headers, this_body);
-        let (result, reused) = attempt(pool, &backend, outgoing, metrics).await;
-        let error = match result {
-            Ok(response) => {
-                return Ok(Upstream {
-                    response,
-                    backend: backend.addr,
-                    elapsed: started.elapsed(),
-                });
-            }
-            Err(error) if may_retry && error.retryable() => error,
-            Err(error) => return Err(error),
-        };
-        is_first = false;
-        if let Some(other) = pool.pick(&[backend.addr]) {
-            tracing::info!(pool = %pool.name, backend = %backend.addr, %error, "retrying on another backend");
-            backend = other;
-        } else if reused && error == UpstreamError::NoResponse {
-            // The backend closed a kept-alive connection as the request went out on it (a
-            // keep-alive timeout of its own): a new connection is not that race.
-            tracing::info!(pool = %pool.name, backend = %backend.addr, "retrying on a new connection");
-        } else {
-            return Err(error);
+            metrics.retries.inc();
+            outgoing(
+                &backend,
+                &method,
+                &target,
+                headers_again(),
+                body::full(body_again),
+            )
         }
-        metrics.retries.inc();
-    }
+    };
+    let (result, _) = attempt(pool, &backend, retry, metrics).await;
+    result.map(|response| answered(response, &backend))
 }
 
 /// The request as a backend gets it: origin-form target, and a Host even when the client sent
