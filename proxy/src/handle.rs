@@ -176,39 +176,25 @@ async fn serve(
                 idempotent && name == header::CONTENT_LENGTH
             })
         };
-        let upstream = |headers| UpstreamRequest {
-            method: parts.method.clone(),
-            target: primary.target().to_owned(),
-            headers,
-        };
         let status = if bypass {
             CacheStatus::Bypass
         } else {
             CacheStatus::Pass
         };
         let client = parts.headers;
-        if idempotent {
-            // Kept, for a retry to build its headers from.
-            let again = || forward(client.clone());
-            return pass(
-                shared,
-                &pool,
-                upstream(again()),
-                Some(&again),
-                incoming,
-                status,
-            )
-            .await;
-        }
-        return pass(
-            shared,
-            &pool,
-            upstream(forward(client)),
-            None,
-            incoming,
-            status,
-        )
-        .await;
+        // Kept for a retry to build its headers from; only GET and HEAD are retried.
+        let again = || forward(client.clone());
+        let (headers, headers_again): (_, Option<HeadersAgain<'_>>) = if idempotent {
+            (again(), Some(&again))
+        } else {
+            (forward(client), None)
+        };
+        let upstream = UpstreamRequest {
+            method: parts.method,
+            target: primary.target().to_owned(),
+            headers,
+        };
+        return pass(shared, &pool, upstream, headers_again, incoming, status).await;
     }
     let is_head = parts.method == Method::HEAD;
     // A fresh hit, the common case, is answered here: it needs none of the state that a miss
@@ -379,19 +365,19 @@ impl Lookup {
     ) -> Served {
         let shared = &self.shared;
         let validators = stale.as_deref().and_then(revalidate::validators);
-        let headers_again = || self.upstream_headers(validators.as_ref());
+        let headers = || self.upstream_headers(validators.as_ref());
         let request = UpstreamRequest {
             // HEAD is answered from (and fills) the GET object.
             method: Method::GET,
             target: self.primary.target().to_owned(),
-            headers: headers_again(),
+            headers: headers(),
         };
         let request_time = SystemTime::now();
         let result = client::send(
             &self.pool,
             request,
             UpstreamBody::Bytes(Bytes::new()),
-            Some(&headers_again),
+            Some(&headers),
             &shared.metrics,
         )
         .await;
