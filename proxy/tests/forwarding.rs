@@ -91,15 +91,7 @@ async fn idempotent_request_is_retried_on_another_backend() {
 
 #[tokio::test]
 async fn backend_that_closes_without_answering_is_retried_for_get_only() {
-    // A backend that accepts, reads the request, and closes without a byte of response.
-    let rude = testkit::bind_port_0().await;
-    let rude_addr = rude.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = rude.accept().await {
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf).await;
-        }
-    });
+    let (rude_addr, _) = backend_keeping_heads_without_answering().await;
     let good = Origin::start(named("good")).await;
     let mut config = proxy::Config::for_backends(vec![rude_addr, good.backend()]);
     // Keep the rude backend in rotation for the POSTs below.
@@ -120,18 +112,18 @@ async fn backend_that_closes_without_answering_is_retried_for_get_only() {
 
 /// A backend that reads each request head, keeps it, and closes without answering.
 async fn backend_keeping_heads_without_answering() -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = testkit::bind_port_0().await;
-    let addr = listener.local_addr().unwrap().to_string();
     let heads = Arc::new(Mutex::new(Vec::new()));
     let kept = heads.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
+    let addr = raw_backend(move |mut stream| {
+        let kept = kept.clone();
+        async move {
             let mut buf = vec![0u8; 8192];
             let n = stream.read(&mut buf).await.unwrap_or(0);
             let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
             kept.lock().unwrap().push(head);
         }
-    });
+    })
+    .await;
     (addr, heads)
 }
 
