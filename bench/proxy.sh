@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: leanstack's proxy against nginx proxy_cache, Varnish and Squid, in one run.
+# leanstack runs twice: as `cargo build --release` builds it, and built with profile-guided
+# optimisation (leanstack-pgo, built and trained by bench/proxy-pgo.sh).
 #
 # Each server under test is pinned to CPU 0 and wrk (plus the origin, an nginx serving static
 # files) to CPU 1. Scenarios: HITs of a 4 KiB and a 64 KiB cached object at 64 and 256
@@ -18,9 +20,11 @@ ROUNDS=${ROUNDS:-1}
 WORK=$(mktemp -d /tmp/leanstack-bench-proxy.XXXXXX)
 chmod 755 "$WORK"
 ORIGIN_PORT=9101
-declare -A PORT=([leanstack]=8181 [nginx]=8182 [varnish]=8183 [squid]=8184)
+declare -A PORT=([leanstack]=8181 [nginx]=8182 [varnish]=8183 [squid]=8184 [leanstack-pgo]=8185)
+# Admin listeners of the two leanstack builds, and bench/proxy-pgo.sh's training proxy.
+OTHER_PORTS=(9180 9185 8189 9189)
 # SERVERS="leanstack nginx" bench/proxy.sh compares a subset (nginx is the ratios' baseline).
-read -r -a SERVERS <<<"${SERVERS:-leanstack nginx varnish squid}"
+read -r -a SERVERS <<<"${SERVERS:-leanstack leanstack-pgo nginx varnish squid}"
 PIDS=()
 # Other work on the machine (compilers) would otherwise take turns on the measured cores; every
 # server and wrk get the same raised priority. With autogroup scheduling (most desktops and
@@ -91,12 +95,23 @@ EOF
     PIDS+=($!)
 }
 
+# Usage: run_proxy SERVER BINARY ADMIN_PORT
+run_proxy() {
+    RUST_LOG=warn $PIN_SERVER "$2" --backend "127.0.0.1:$ORIGIN_PORT" \
+        --listen "127.0.0.1:${PORT[$1]}" --admin-listen "127.0.0.1:$3" &
+    PIDS+=($!)
+    echo $! >"$WORK/$1.pid"
+}
+
 start_leanstack() {
     [[ -n ${SKIP_BUILD:-} ]] || cargo build --release -q -p proxy
-    RUST_LOG=warn $PIN_SERVER target/release/proxy --backend "127.0.0.1:$ORIGIN_PORT" \
-        --listen "127.0.0.1:${PORT[leanstack]}" --admin-listen 127.0.0.1:9180 &
-    PIDS+=($!)
-    echo $! >"$WORK/leanstack.pid"
+    run_proxy leanstack target/release/proxy 9180
+}
+
+# The training needs the origin, which is started first.
+start_leanstack-pgo() {
+    [[ -n ${SKIP_BUILD:-} ]] || bench/proxy-pgo.sh "127.0.0.1:$ORIGIN_PORT"
+    run_proxy leanstack-pgo target/pgo/proxy 9185
 }
 
 start_nginx() {
@@ -166,7 +181,7 @@ EOF
 # The pid whose process tree is the server, for CPU accounting.
 server_root() {
     case $1 in
-    leanstack) cat "$WORK/leanstack.pid" ;;
+    leanstack | leanstack-pgo) cat "$WORK/$1.pid" ;;
     nginx) cat "$WORK/nginx.pid" ;;
     varnish) cat "$WORK/varnish/varnishd.pid" 2>/dev/null || pgrep -f "varnishd -F -n $WORK/varnish" | head -1 ;;
     squid) cat "$WORK/squid.pid" 2>/dev/null || pgrep -f "squid -N -f $WORK/squid.conf" | head -1 ;;
@@ -240,7 +255,7 @@ measure() {
 # the wrong process.
 check_ports_free() {
     local busy=()
-    for port in "$ORIGIN_PORT" 9180 "${PORT[@]}"; do
+    for port in "$ORIGIN_PORT" "${OTHER_PORTS[@]}" "${PORT[@]}"; do
         ss -Hltn "sport = :$port" | grep -q . && busy+=("$port")
     done
     if ((${#busy[@]})); then
@@ -259,7 +274,7 @@ for server in "${SERVERS[@]}"; do wait_port "${PORT[$server]}"; done
 echo "Cache status of a second GET of /4k through each server:"
 for server in "${SERVERS[@]}"; do
     curl -s -o /dev/null "http://127.0.0.1:${PORT[$server]}/4k"
-    printf '  %-9s %s\n' "$server" \
+    printf '  %-13s %s\n' "$server" \
         "$(curl -s -D - -o /dev/null "http://127.0.0.1:${PORT[$server]}/4k" | grep -iE '^(x-cache|age|x-varnish):' | tr -d '\r' | tr '\n' ' ')"
 done
 echo
