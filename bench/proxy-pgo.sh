@@ -2,7 +2,7 @@
 # Builds the proxy with profile-guided optimisation (PGO) into target/pgo/proxy:
 #   1. a release build instrumented to count which branches and calls run (-Cprofile-generate);
 #   2. a training run of that build against ORIGIN: HITs of small and large objects at 64 and
-#      256 connections, pass-through, and misses on distinct keys (fetch, store, evict);
+#      256 connections, pass-through, and misses on distinct keys (fetched and stored);
 #   3. the release build again, laid out and inlined by those counts (-Cprofile-use).
 # Why: a request through the proxy runs a long path across hyper, http, tokio and the proxy's own
 # code, with few hot loops. Knowing which side of each branch runs lets LLVM put the hot code
