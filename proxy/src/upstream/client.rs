@@ -95,9 +95,9 @@ pub struct Upstream {
 /// Sends `request` to a backend of `pool`, retrying once as described above.
 ///
 /// The first try hands `request`'s headers to hyper, which does not give them back. A retry
-/// gets its own from `headers_again`, so that the rare retry pays for building them again
-/// rather than every request for a spare copy. Without it, or for a streamed body or a method
-/// that is not idempotent, there is no retry.
+/// gets its own from `headers_again`, built only when a retry happens: a miss builds them from
+/// the client's headers its lookup keeps anyway, so it needs no spare copy. Without it, or for a
+/// streamed body or a method that is not idempotent, there is no retry.
 pub async fn send(
     pool: &Pool,
     request: UpstreamRequest,
