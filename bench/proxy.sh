@@ -140,6 +140,15 @@ http {
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # The fields leanstack adds (X-Forwarded-For and Via, which Varnish and Squid add
+            # too, and X-Forwarded-Proto and -Host) and the client's Host, as nginx's usual
+            # reverse-proxy configuration sends them: without them nginx does less per request.
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
+            proxy_set_header Via "1.1 nginx";
+            add_header Via "1.1 nginx";
             proxy_cache bench;
             add_header X-Cache \$upstream_cache_status;
         }

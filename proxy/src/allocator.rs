@@ -10,6 +10,11 @@
 //! (`MI_MAX_ALIGN_SIZE`) and every smaller one 8-byte aligned, so the alignments Rust asks for
 //! almost always need nothing but plain `mi_malloc`; the same rule as std's `System` allocator
 //! picks it. The same change is proposed upstream (purpleprotocol/mimalloc_rust#170).
+//!
+//! The C library is mimalloc's v2 line, which its authors call the stable one, not v3, the
+//! default of `libmimalloc-sys`. v3 gives up pages that fill and reclaims them when their blocks
+//! are freed; with a proxy's churn of short-lived buffers that ran on every request: 1 600
+//! allocator instructions per pass-through against v2's 1 270, and no hit was faster for it.
 
 #![expect(
     unsafe_code,

@@ -169,10 +169,11 @@ async fn serve(
     let idempotent = matches!(parts.method, Method::GET | Method::HEAD);
     let bypass = headers::has_cookie(&parts.headers, &route.bypass_cookies);
     if !(route.cache && idempotent) || bypass {
-        let host_header = host_header.map(str::to_owned);
         // Content-Length goes with the body, which `pass` does not send on GET or HEAD.
-        let forward = |client: HeaderMap| {
-            headers::forward_request(client, &peer, host_header.as_deref(), |name| {
+        let forwarded_host = host_value(&parts.headers, host_header);
+        let client = parts.headers;
+        let forward = || {
+            headers::forward_request(&client, &peer, forwarded_host.as_ref(), |name| {
                 idempotent && name == header::CONTENT_LENGTH
             })
         };
@@ -181,14 +182,10 @@ async fn serve(
         } else {
             CacheStatus::Pass
         };
-        let client = parts.headers;
-        // Kept for a retry to build its headers from; only GET and HEAD are retried.
-        let again = || forward(client.clone());
-        let (headers, headers_again): (_, Option<HeadersAgain<'_>>) = if idempotent {
-            (again(), Some(&again))
-        } else {
-            (forward(client), None)
-        };
+        // The client's headers stay for a retry to build its own from; only GET and HEAD are
+        // retried.
+        let headers_again: Option<HeadersAgain<'_>> = idempotent.then_some(&forward);
+        let headers = forward();
         let upstream = UpstreamRequest {
             method: parts.method,
             target: primary.target().to_owned(),
@@ -213,11 +210,21 @@ async fn serve(
         policy,
         pool,
         peer,
-        host_header: host_header.map(str::to_owned),
+        forwarded_host: host_value(&parts.headers, host_header),
         is_head,
         client: parts.headers,
     });
     lookup.serve(found).await
+}
+
+/// `host` (the client's Host, or else the target's authority) as a header value: a copy of the
+/// client's own field when it came from there, which shares its bytes.
+fn host_value(client: &HeaderMap, host: Option<&str>) -> Option<HeaderValue> {
+    let host = host?;
+    match client.get(header::HOST) {
+        Some(value) if value.as_bytes() == host.as_bytes() => Some(value.clone()),
+        _ => HeaderValue::from_str(host).ok(),
+    }
 }
 
 /// Forwards a request the cache does not handle, streaming both ways.
@@ -280,7 +287,8 @@ struct Lookup {
     /// The client's request headers (for Vary, conditionals and storability).
     client: HeaderMap,
     peer: Peer,
-    host_header: Option<String>,
+    /// The client's Host, for X-Forwarded-Host.
+    forwarded_host: Option<HeaderValue>,
     strip_cookies: bool,
     is_head: bool,
 }
@@ -290,9 +298,9 @@ impl Lookup {
     /// miss, so a hit copies no headers.
     fn upstream_headers(&self, validators: Option<&HeaderMap>) -> HeaderMap {
         let mut headers = headers::forward_request(
-            self.client.clone(),
+            &self.client,
             &self.peer,
-            self.host_header.as_deref(),
+            self.forwarded_host.as_ref(),
             |name| {
                 NOT_SENT_ON_A_MISS.contains(name) || (self.strip_cookies && name == header::COOKIE)
             },
@@ -422,8 +430,6 @@ impl Lookup {
             crate::metrics::Metrics::labelled(&shared.metrics.revalidations, "result", "replaced");
         }
         let (mut parts, incoming) = answer.response.into_parts();
-        let tags = purge::tags(&parts.headers);
-        client_facing(&mut parts.headers);
         let cache = &self.policy.config.cache;
         let freshness = freshness::evaluate(
             &Exchange {
@@ -436,9 +442,16 @@ impl Lookup {
             self.ttl,
             cache,
         );
+        // Read before `client_facing` removes Surrogate-Key; only an answer to store needs them.
+        let tags = if freshness.is_some() {
+            purge::tags(&parts.headers)
+        } else {
+            Vec::new()
+        };
+        client_facing(&mut parts.headers);
         let idle = self.pool.settings.idle_timeout;
         let incoming = body::stream(body::IdleTimeout::new(idle, incoming));
-        let too_big = content_length(&parts.headers).is_some_and(|n| n > cache.max_object_size);
+        let too_big = || content_length(&parts.headers).is_some_and(|n| n > cache.max_object_size);
         let (body, cache_status) = match freshness {
             None => {
                 if stale.is_some() && !status.is_server_error() {
@@ -456,7 +469,7 @@ impl Lookup {
                 }
                 (incoming, CacheStatus::Pass)
             }
-            Some(_) if too_big => {
+            Some(_) if too_big() => {
                 // Streamed through; remembered as uncacheable so nobody waits on it.
                 if let Some(flight) = flight {
                     flight.finish(Outcome::Uncacheable);

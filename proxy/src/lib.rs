@@ -7,6 +7,7 @@
 //! - [`config`]: the TOML policy, its validation and its plain-words description;
 //! - [`server`]: the accept loop, limits, graceful shutdown and reloads;
 //! - [`framing`]: spots requests with both Content-Length and Transfer-Encoding;
+//! - [`deadline`]: header-read and first-byte deadlines on one timer per connection;
 //! - [`cache`]: keys, RFC 9111 freshness, the memory-bounded store, coalescing, revalidation,
 //!   purging;
 //! - [`upstream`]: backend pools, balancing, health checks, the backend client;
@@ -18,6 +19,7 @@ pub mod allocator;
 pub mod body;
 pub mod cache;
 pub mod config;
+pub mod deadline;
 pub mod framing;
 pub mod handle;
 pub mod headers;

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin;
 use crate::config::{Config, ConfigError};
+use crate::deadline::ConnectionTimer;
 use crate::framing::{AmbiguousFraming, FramingGuard};
 use crate::headers::Peer;
 use crate::metrics::Metrics;
@@ -129,7 +130,7 @@ async fn accept_loop(
         let limits = shared.policy().config.limits.clone();
         let mut builder = http1::Builder::new();
         builder
-            .timer(TokioTimer::new())
+            .timer(ConnectionTimer::default())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes);
         let shared = shared.clone();

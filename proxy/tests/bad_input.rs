@@ -185,6 +185,44 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     );
 }
 
+/// The header-read deadline moves with each request on a kept-alive connection, on a timer
+/// armed once per connection (src/deadline.rs): the timer going off for an earlier request's
+/// deadline must not cut off a client that is within its time for the current one.
+#[tokio::test]
+async fn a_kept_alive_client_gets_the_whole_header_read_timeout_for_each_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let origin = Origin::start(|_: &Seen| Reply::ok("done").cache("no-store")).await;
+    let config = common::config_toml(
+        r#"
+        [limits]
+        header_read_timeout = "300ms"
+        [pools.app]
+        backends = ["{o}"]
+        "#,
+        &[("o", &origin)],
+    );
+    let proxy = TestProxy::start(config).await;
+    let mut client = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    // Eight requests 100 ms apart on one connection: 800 ms in all, each within 300 ms of the
+    // one before.
+    for n in 0..8 {
+        client
+            .write_all(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        while !response.ends_with(b"done") {
+            let mut buf = [0u8; 4096];
+            let read = client.read(&mut buf).await.unwrap();
+            assert!(read > 0, "request {n}: connection closed");
+            response.extend_from_slice(&buf[..read]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(origin.count("/again"), 8);
+}
+
 #[tokio::test]
 async fn a_body_on_get_is_not_forwarded() {
     let (origin, proxy) = setup().await;

@@ -425,6 +425,46 @@ async fn hanging_backend_gives_504_and_garbage_gives_502_for_that_request_only()
     assert_eq!(status, 502, "the proxy goes on answering");
 }
 
+/// A kept-alive connection's first-byte timer is armed once and only moved later by each
+/// exchange (src/upstream/deadline.rs): going off for an earlier exchange's deadline must not cut
+/// off a later one, and a hang on a reused connection is still cut off in time.
+#[tokio::test]
+async fn each_exchange_on_a_kept_alive_connection_gets_the_whole_first_byte_timeout() {
+    let origin = Origin::start(|seen: &common::Seen| {
+        let delay = match seen.target.as_str() {
+            "/slow" => 600,
+            "/hang" => 5000,
+            _ => 0,
+        };
+        Reply::ok("ok")
+            .cache("no-store")
+            .delay(Duration::from_millis(delay))
+    })
+    .await;
+    let config = config_toml(
+        r#"
+        [pools.app]
+        backends = ["{o}"]
+        first_byte_timeout = "1s"
+        "#,
+        &[("o", &origin)],
+    );
+    let proxy = TestProxy::start(config).await;
+    // 600 ms each, one after another: the second and third run past the deadline of the first.
+    for _ in 0..3 {
+        assert_eq!(get(&proxy.url("/slow")).await.0, 200);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(get(&proxy.url("/hang")).await.0, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // All four went out on the one connection.
+    assert_retries_and_connections(&proxy, 0.0, 1.0).await;
+}
+
 #[tokio::test]
 async fn forwarded_headers_via_and_hop_by_hop() {
     let origin = Origin::start(|_: &common::Seen| {

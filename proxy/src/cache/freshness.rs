@@ -114,11 +114,15 @@ pub fn evaluate(
     settings: &CacheSettings,
 ) -> Option<Freshness> {
     let response = CacheControl::parse(exchange.response);
-    let request = CacheControl::parse(exchange.request);
-    let status = exchange.status;
-    if request.no_store || response.no_store || response.private {
+    // Most uncacheable answers say so here, and need the request's directives no more.
+    if response.no_store || response.private {
         return None;
     }
+    let request = CacheControl::parse(exchange.request);
+    if request.no_store {
+        return None;
+    }
+    let status = exchange.status;
     if status.is_informational()
         || status == StatusCode::PARTIAL_CONTENT
         || status == StatusCode::NOT_MODIFIED

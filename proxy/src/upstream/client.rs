@@ -95,9 +95,10 @@ pub struct Upstream {
 /// Sends `request` to a backend of `pool`, retrying once as described above.
 ///
 /// The first try hands `request`'s headers to hyper, which does not give them back. A retry
-/// gets its own from `headers_again`, built only when a retry happens: a miss builds them from
-/// the client's headers its lookup keeps anyway, so it needs no spare copy. Without it, or for a
-/// streamed body or a method that is not idempotent, there is no retry.
+/// gets its own from `headers_again`, built only when a retry happens, from the client's headers
+/// that the caller keeps (for Vary and storability on a miss, for this on a pass): nothing is
+/// copied in case of a retry. Without it, or for a streamed body or a method that is not
+/// idempotent, there is no retry.
 pub async fn send(
     pool: &Pool,
     request: UpstreamRequest,
@@ -191,16 +192,8 @@ async fn attempt(
         .counters
         .get_or_init(|| metrics.backend_counters(&pool.name, backend.addr));
     let settings = &pool.settings;
-    let (result, reused) = match tokio::time::timeout(
-        settings.first_byte_timeout,
-        connection::exchange(backend, outgoing, settings, Some(counters)),
-    )
-    .await
-    {
-        // Not retried, so whether the connection was a kept-alive one does not matter.
-        Err(_elapsed) => (Err(UpstreamError::Timeout), false),
-        Ok(exchange) => (exchange.result, exchange.reused),
-    };
+    let exchange = connection::exchange(backend, outgoing, settings, Some(counters)).await;
+    let (result, reused) = (exchange.result, exchange.reused);
     let ok = result
         .as_ref()
         .is_ok_and(|response| !response.status().is_server_error());

@@ -28,6 +28,7 @@ use super::client::UpstreamError;
 use super::pool::Backend;
 use crate::body::ProxyBody;
 use crate::config::PoolSettings;
+use crate::deadline::Deadline;
 use crate::metrics::BackendCounters;
 
 /// At most this many idle connections are kept per backend; more are closed after their
@@ -40,13 +41,15 @@ struct BackendConnection {
     sender: http1::SendRequest<ProxyBody>,
     driver: http1::Connection<TokioIo<TcpStream>, ProxyBody>,
     idle_since: Instant,
+    first_byte: Deadline,
 }
 
 impl BackendConnection {
     /// Boxed: a connection is moved between the idle list, the exchange and the body, and
     /// moving a pointer is cheaper than moving its buffers' bookkeeping.
-    async fn open(addr: SocketAddr, timeout: Duration) -> Result<Box<Self>, UpstreamError> {
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    async fn open(addr: SocketAddr, settings: &PoolSettings) -> Result<Box<Self>, UpstreamError> {
+        let connect = TcpStream::connect(addr);
+        let stream = match tokio::time::timeout(settings.connect_timeout, connect).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
                 tracing::debug!(backend = %addr, %error, "cannot connect");
@@ -62,6 +65,7 @@ impl BackendConnection {
             sender,
             driver,
             idle_since: Instant::now(),
+            first_byte: Deadline::new(Instant::now() + settings.first_byte_timeout),
         }))
     }
 
@@ -220,7 +224,8 @@ pub struct Exchange {
 }
 
 /// Sends `request` (origin-form target, Host set) on a connection to `backend`, an idle one if
-/// there is one, and drives that connection until the response head has arrived.
+/// there is one, and drives that connection until the response head has arrived, for at most
+/// the pool's first-byte timeout.
 /// Opening a connection is counted in `counters` when given (health checks are not counted).
 pub async fn exchange(
     backend: &Arc<Backend>,
@@ -231,12 +236,7 @@ pub async fn exchange(
     let (mut connection, reused) = match backend.idle.take(settings.idle_timeout) {
         Some(connection) => (connection, true),
         // Boxed, so that the rare connecting state does not make every exchange's future larger.
-        None => match Box::pin(BackendConnection::open(
-            backend.addr,
-            settings.connect_timeout,
-        ))
-        .await
-        {
+        None => match Box::pin(BackendConnection::open(backend.addr, settings)).await {
             Ok(connection) => {
                 if let Some(counters) = counters {
                     counters.connection_opened();
@@ -251,24 +251,32 @@ pub async fn exchange(
             }
         },
     };
+    connection
+        .first_byte
+        .set(Instant::now() + settings.first_byte_timeout);
     let mut head = pin!(connection.sender.send_request(request));
     let mut driver_ended = false;
     let head = std::future::poll_fn(|cx| {
         if !driver_ended {
             driver_ended = connection.drive(cx).is_ready();
         }
-        head.as_mut().poll(cx)
+        if let Poll::Ready(head) = head.as_mut().poll(cx) {
+            return Poll::Ready(Some(head));
+        }
+        connection.first_byte.poll_passed(cx).map(|()| None)
     })
     .await;
     let result = match head {
-        Ok(response) => Ok(response.map(|incoming| BackendBody {
+        Some(Ok(response)) => Ok(response.map(|incoming| BackendBody {
             incoming,
             connection: (!driver_ended).then(|| (connection, backend.clone())),
         })),
-        Err(error) => {
+        Some(Err(error)) => {
             tracing::debug!(backend = %backend.addr, %error, reused, "backend exchange failed");
             Err(UpstreamError::from_hyper(&error))
         }
+        // The connection is dropped, and with it the request: closed, not reused.
+        None => Err(UpstreamError::Timeout),
     };
     Exchange { result, reused }
 }
