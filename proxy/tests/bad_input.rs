@@ -157,9 +157,9 @@ async fn missing_or_repeated_host_and_garbage_are_400() {
     assert_eq!(get(&proxy.url("/after")).await.0, 200);
 }
 
-#[tokio::test]
-async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let origin = Origin::start(|_: &Seen| Reply::ok("x")).await;
+/// An origin answering "done" (uncacheable) behind a proxy whose header-read timeout is 300 ms.
+async fn under_a_300ms_header_read_timeout() -> (Origin, TestProxy) {
+    let origin = Origin::start(|_: &Seen| Reply::ok("done").cache("no-store")).await;
     let config = common::config_toml(
         r#"
         [limits]
@@ -170,6 +170,12 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         &[("o", &origin)],
     );
     let proxy = TestProxy::start(config).await;
+    (origin, proxy)
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let (_origin, proxy) = under_a_300ms_header_read_timeout().await;
     let started = std::time::Instant::now();
     let (_, closed) = raw(
         proxy.addr,
@@ -192,17 +198,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 async fn a_kept_alive_client_gets_the_whole_header_read_timeout_for_each_request() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let origin = Origin::start(|_: &Seen| Reply::ok("done").cache("no-store")).await;
-    let config = common::config_toml(
-        r#"
-        [limits]
-        header_read_timeout = "300ms"
-        [pools.app]
-        backends = ["{o}"]
-        "#,
-        &[("o", &origin)],
-    );
-    let proxy = TestProxy::start(config).await;
+    let (origin, proxy) = under_a_300ms_header_read_timeout().await;
     let mut client = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
     // Eight requests 100 ms apart on one connection: 800 ms in all, each within 300 ms of the
     // one before.

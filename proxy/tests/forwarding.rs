@@ -384,24 +384,37 @@ async fn a_post_on_a_kept_alive_connection_that_closes_is_not_resent() {
     assert_eq!(get(&proxy.url("/z")).await.0, 200);
 }
 
-#[tokio::test]
-async fn hanging_backend_gives_504_and_garbage_gives_502_for_that_request_only() {
-    let hang = Origin::start(|seen: &common::Seen| {
-        let delay = if seen.target == "/hang" { 5000 } else { 0 };
-        Reply::ok("late")
+/// An origin answering `body` (uncacheable) after `delay_ms(target)` milliseconds, behind a
+/// proxy whose first-byte timeout is one second.
+async fn under_a_1s_first_byte_timeout(
+    body: &'static str,
+    delay_ms: fn(&str) -> u64,
+) -> (Origin, TestProxy) {
+    let origin = Origin::start(move |seen: &common::Seen| {
+        Reply::ok(body)
             .cache("no-store")
-            .delay(Duration::from_millis(delay))
+            .delay(Duration::from_millis(delay_ms(&seen.target)))
     })
     .await;
     let config = config_toml(
         r#"
         [pools.app]
-        backends = ["{hang}"]
+        backends = ["{o}"]
         first_byte_timeout = "1s"
         "#,
-        &[("hang", &hang)],
+        &[("o", &origin)],
     );
     let proxy = TestProxy::start(config).await;
+    (origin, proxy)
+}
+
+#[tokio::test]
+async fn hanging_backend_gives_504_and_garbage_gives_502_for_that_request_only() {
+    let (_hang, proxy) = under_a_1s_first_byte_timeout("late", |target| match target {
+        "/hang" => 5000,
+        _ => 0,
+    })
+    .await;
     let (status, _, _) = get(&proxy.url("/hang")).await;
     assert_eq!(status, 504);
     let (status, _, body) = get(&proxy.url("/fine")).await;
@@ -430,26 +443,12 @@ async fn hanging_backend_gives_504_and_garbage_gives_502_for_that_request_only()
 /// off a later one, and a hang on a reused connection is still cut off in time.
 #[tokio::test]
 async fn each_exchange_on_a_kept_alive_connection_gets_the_whole_first_byte_timeout() {
-    let origin = Origin::start(|seen: &common::Seen| {
-        let delay = match seen.target.as_str() {
-            "/slow" => 600,
-            "/hang" => 5000,
-            _ => 0,
-        };
-        Reply::ok("ok")
-            .cache("no-store")
-            .delay(Duration::from_millis(delay))
+    let (_origin, proxy) = under_a_1s_first_byte_timeout("ok", |target| match target {
+        "/slow" => 600,
+        "/hang" => 5000,
+        _ => 0,
     })
     .await;
-    let config = config_toml(
-        r#"
-        [pools.app]
-        backends = ["{o}"]
-        first_byte_timeout = "1s"
-        "#,
-        &[("o", &origin)],
-    );
-    let proxy = TestProxy::start(config).await;
     // 600 ms each, one after another: the second and third run past the deadline of the first.
     for _ in 0..3 {
         assert_eq!(get(&proxy.url("/slow")).await.0, 200);
