@@ -192,8 +192,8 @@ async fn attempt(
         .counters
         .get_or_init(|| metrics.backend_counters(&pool.name, backend.addr));
     let settings = &pool.settings;
-    let exchange = connection::exchange(backend, outgoing, settings, Some(counters)).await;
-    let (result, reused) = (exchange.result, exchange.reused);
+    let connection::Exchange { result, reused } =
+        connection::exchange(backend, outgoing, settings, Some(counters)).await;
     let ok = result
         .as_ref()
         .is_ok_and(|response| !response.status().is_server_error());
