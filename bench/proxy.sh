@@ -4,8 +4,8 @@
 # optimisation (leanstack-pgo, built and trained by bench/proxy-pgo.sh).
 #
 # Each server under test is pinned to CPU 0 and wrk (plus the origin, an nginx serving static
-# files) to CPU 1. Scenarios: HITs of a 4 KiB and a 64 KiB cached object at 64 and 256
-# connections, and an uncacheable pass-through (Cache-Control: no-store) at 64 connections.
+# files, bench/origin.sh) to CPU 1. Scenarios: HITs of a 4 KiB and a 64 KiB cached object at 64
+# and 256 connections, and an uncacheable pass-through (Cache-Control: no-store) at 64 connections.
 # Reported per server and scenario: req/s, p50, p99, and server CPU µs per request (utime+stime
 # of the server's whole process tree over the run, divided by the requests wrk completed).
 #
@@ -13,6 +13,8 @@
 # Usage: [SERVERS="leanstack nginx"] [SCENARIOS="/pass 64;/4k 64"] [ROUNDS=3] bench/proxy.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/origin.sh
+source bench/origin.sh
 
 DURATION=${1:-10}
 # ROUNDS=3 measures every cell three times, servers in a rotating order, and reports medians.
@@ -68,29 +70,7 @@ install_peers() {
 # Every server runs in the foreground as a job of this script: a daemon would start a session
 # of its own and escape the priority set above.
 start_origin() {
-    mkdir -p "$WORK/www"
-    # 3 random bytes make 4 base64 characters: exactly 4 KiB and 64 KiB of text.
-    head -c 3072 /dev/urandom | base64 -w 0 >"$WORK/www/4k"
-    head -c 49152 /dev/urandom | base64 -w 0 >"$WORK/www/64k"
-    cp "$WORK/www/4k" "$WORK/www/pass"
-    cat >"$WORK/origin.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $WORK/origin.pid;
-error_log $WORK/origin-error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$ORIGIN_PORT;
-        root $WORK/www;
-        location = /4k   { add_header Cache-Control "public, max-age=3600"; }
-        location = /64k  { add_header Cache-Control "public, max-age=3600"; }
-        location = /pass { add_header Cache-Control "no-store"; }
-    }
-}
-EOF
+    write_origin "$WORK" "$ORIGIN_PORT"
     $PIN_CLIENT nginx -c "$WORK/origin.conf" &
     PIDS+=($!)
 }
