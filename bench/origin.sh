@@ -5,7 +5,7 @@
 # It keeps the files open (open_file_cache) rather than opening, stat-ing and closing one per
 # request: a pass-through reaches the origin every time, and the origin shares its CPU with wrk,
 # so an origin that costs less leaves the measured proxy, not that CPU, to decide how many
-# requests a second get through (proxy/README.md, "Where pass-through stands").
+# requests a second get through (proxy/README.md, "The origin out of the way").
 
 # Usage: write_origin DIR PORT — writes DIR/www and DIR/origin.conf (pid file DIR/origin.pid).
 write_origin() {
