@@ -42,13 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ -z $ORIGIN ]]; then
-    ORIGIN=127.0.0.1:9109
-    write_origin "$WORK/origin" "${ORIGIN##*:}"
-    nginx -c "$WORK/origin/origin.conf" &
-    ORIGIN_PID=$!
-fi
-
 # --target keeps RUSTFLAGS off build scripts and proc macros, which run at build time only.
 build() {
     local target_dir=$1 flags=$2
@@ -58,6 +51,13 @@ build() {
 
 echo "PGO 1/3: instrumented build"
 instrumented=$(build target/pgo-generate "-Cprofile-generate=$WORK/raw")
+
+if [[ -z $ORIGIN ]]; then
+    ORIGIN=127.0.0.1:9109
+    write_origin "$WORK/origin" "${ORIGIN##*:}"
+    nginx -c "$WORK/origin/origin.conf" &
+    ORIGIN_PID=$!
+fi
 
 echo "PGO 2/3: training against $ORIGIN"
 RUST_LOG=warn "$instrumented" --backend "$ORIGIN" --listen "$LISTEN" --admin-listen "$ADMIN" &
