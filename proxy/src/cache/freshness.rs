@@ -215,10 +215,15 @@ pub fn evaluate(
 
 /// corrected_initial_age of RFC 9111 §4.2.3.
 fn initial_age(exchange: &Exchange<'_>, date: SystemTime) -> Duration {
+    // Date counts whole seconds, so the apparent age does too: measured to the response time's
+    // fraction, an answer dated 12:00:00 and received at 12:00:00.9 would arrive 0.9 s old, and a
+    // max-age=1 object would go stale a tenth of a second after it was stored.
     let apparent = exchange
         .response_time
         .duration_since(date)
-        .unwrap_or(Duration::ZERO);
+        .map_or(Duration::ZERO, |apparent| {
+            Duration::from_secs(apparent.as_secs())
+        });
     let age_value = exchange
         .response
         .get(header::AGE)
@@ -396,6 +401,36 @@ mod tests {
         assert_eq!(
             (f.grace, f.stale_if_error),
             (Duration::ZERO, Duration::ZERO)
+        );
+    }
+
+    /// A regression test: the fraction of a second between the Date and the response time once
+    /// counted as age, so a max-age=1 object received late in a second was stale at once.
+    #[test]
+    fn apparent_age_counts_whole_seconds_as_date_does() {
+        let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let request = HeaderMap::new();
+        let response = headers(&[
+            ("cache-control", "max-age=1"),
+            ("date", &httpdate::fmt_http_date(date)),
+        ]);
+        let initial_age = |received_after: Duration| {
+            let response_time = date + received_after;
+            let exchange = Exchange {
+                request: &request,
+                status: StatusCode::OK,
+                response: &response,
+                request_time: response_time,
+                response_time,
+            };
+            evaluate(&exchange, None, &CacheSettings::default())
+                .unwrap()
+                .initial_age
+        };
+        assert_eq!(initial_age(Duration::from_millis(900)), Duration::ZERO);
+        assert_eq!(
+            initial_age(Duration::from_millis(2500)),
+            Duration::from_secs(2)
         );
     }
 
