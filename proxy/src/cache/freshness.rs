@@ -213,16 +213,20 @@ pub fn evaluate(
     })
 }
 
+/// The resolution of an HTTP-date (RFC 9110 §5.6.7).
+const DATE_RESOLUTION: Duration = Duration::from_secs(1);
+
 /// corrected_initial_age of RFC 9111 §4.2.3.
 fn initial_age(exchange: &Exchange<'_>, date: SystemTime) -> Duration {
-    // Date counts whole seconds, so the apparent age does too: measured to the response time's
-    // fraction, an answer dated 12:00:00 and received at 12:00:00.9 would arrive 0.9 s old, and a
-    // max-age=1 object would go stale a tenth of a second after it was stored.
+    // Date counts whole seconds: an answer dated 12:00:00 was made at some time up to a second
+    // later. The apparent age is the least it can be, or one made at 12:00:00.9 and received at
+    // once would arrive 0.9 s old, and a max-age=1 object would go stale a tenth of a second after
+    // it was stored.
     let apparent = exchange
         .response_time
         .duration_since(date)
         .map_or(Duration::ZERO, |apparent| {
-            Duration::from_secs(apparent.as_secs())
+            apparent.saturating_sub(DATE_RESOLUTION)
         });
     let age_value = exchange
         .response
@@ -405,9 +409,10 @@ mod tests {
     }
 
     /// A regression test: the fraction of a second between the Date and the response time once
-    /// counted as age, so a max-age=1 object received late in a second was stale at once.
+    /// counted as age, so a max-age=1 object received late in a second, or just after the second
+    /// it was dated, was stale at once.
     #[test]
-    fn apparent_age_counts_whole_seconds_as_date_does() {
+    fn apparent_age_is_the_least_the_dates_resolution_allows() {
         let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let request = HeaderMap::new();
         let response = headers(&[
@@ -429,8 +434,12 @@ mod tests {
         };
         assert_eq!(initial_age(Duration::from_millis(900)), Duration::ZERO);
         assert_eq!(
+            initial_age(Duration::from_millis(1010)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
             initial_age(Duration::from_millis(2500)),
-            Duration::from_secs(2)
+            Duration::from_millis(1500)
         );
     }
 
