@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use proxy::{Config, Proxy, ReloadHandle};
 use service::logging::LogFormat;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The caching reverse proxy and load balancer in front of the app servers (the Varnish/Squid
 /// role).
@@ -142,7 +143,14 @@ async fn start(cli: Cli) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {admin_listen}"))?;
     let proxy = Proxy::new(config).await;
     if let Some(path) = cli.config {
-        tokio::spawn(reload_on_sighup(proxy.reload_handle(), path));
+        // Listened for before the proxy serves: a SIGHUP sent once it answers must reload it,
+        // never find the default action (exit) still in place.
+        match signal(SignalKind::hangup()) {
+            Ok(hangups) => {
+                tokio::spawn(reload_on_sighup(hangups, proxy.reload_handle(), path));
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for SIGHUP; reloads are off"),
+        }
     }
     proxy
         .serve(listener, Some(admin), service::shutdown::signal())
@@ -150,15 +158,7 @@ async fn start(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn reload_on_sighup(reloads: ReloadHandle, path: PathBuf) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGHUP; reloads are off");
-            return;
-        }
-    };
+async fn reload_on_sighup(mut hangups: Signal, reloads: ReloadHandle, path: PathBuf) {
     while hangups.recv().await.is_some() {
         tracing::info!(path = %path.display(), "SIGHUP: reloading the policy");
         // A refused file is logged by reload_file; the running policy stays.
