@@ -142,9 +142,12 @@ async fn a_slow_answer_is_a_miss_and_the_node_keeps_its_data() {
     let ttl = Duration::from_secs(60);
     pool.set("post:1", &post(1), ttl).await;
 
+    // Well past the one-second timeout, so the GET sent next times out even if it goes out late;
+    // short of two, so no three GETs in a row time out, which would open the breaker and have the
+    // node flushed.
     let _: () = redis::cmd("CLIENT")
         .arg("PAUSE")
-        .arg(1300)
+        .arg(1700)
         .arg("ALL")
         .query_async(&mut raw(&redis.name()).await)
         .await

@@ -49,15 +49,18 @@ async fn least_outstanding_avoids_the_busy_backend() {
         &[("slow", &slow), ("fast", &fast)],
     );
     let proxy = TestProxy::start(config).await;
-    // Occupy the slow backend with long requests (least-outstanding sends the second one to
-    // `fast`, so send until `slow` holds one).
-    let mut busy = Vec::new();
-    for _ in 0..2 {
-        busy.push(tokio::spawn(client().get(proxy.url("/slow")).send()));
-    }
-    common::eventually(Duration::from_secs(5), "slow backend busy", || async {
-        slow.count("/slow") >= 1
-    })
+    // Occupy the slow backend with a long request. Least-outstanding sends the second of two to
+    // `fast`; until `fast` has answered it, both backends hold one and `/quick` could tie.
+    let busy: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(client().get(proxy.url("/slow")).send()))
+        .collect();
+    common::eventually(
+        Duration::from_secs(5),
+        "slow backend busy, fast idle",
+        || async {
+            slow.count("/slow") == 1 && busy.iter().filter(|r| r.is_finished()).count() == 1
+        },
+    )
     .await;
     for _ in 0..10 {
         let (_, _, body) = get(&proxy.url("/quick")).await;
