@@ -52,7 +52,7 @@ async fn least_outstanding_avoids_the_busy_backend() {
     let proxy = TestProxy::start(config).await;
     // Occupy the slow backend with a long request. One at a time, as concurrent requests for one
     // URL are coalesced into one; a tie may send the first to `fast`, which answers it at once.
-    loop {
+    for sent in 1.. {
         let request = tokio::spawn(client().get(proxy.url("/slow")).send());
         common::eventually(Duration::from_secs(5), "held or answered", || async {
             slow.count("/slow") == 1 || request.is_finished()
@@ -61,6 +61,7 @@ async fn least_outstanding_avoids_the_busy_backend() {
         if slow.count("/slow") == 1 {
             break;
         }
+        assert!(sent < 3, "{sent} requests for /slow, none sent to slow");
     }
     for _ in 0..10 {
         let (_, _, body) = get(&proxy.url("/quick")).await;
